@@ -1,0 +1,79 @@
+"""BWC Evidence web service: the Flask application factory, where everything is wired."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime, timedelta
+
+from flask import Flask
+from flask_wtf.csrf import CSRFProtect
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from app.db import Database, schema_is_current
+from app.settings import ConfigError, Settings
+
+logger = logging.getLogger(__name__)
+csrf = CSRFProtect()
+
+
+def create_app(settings: Settings | None = None) -> Flask:
+    """Build the app from settings (from the environment when not given)."""
+    settings = settings or Settings.from_env()
+    settings.check()
+    if not settings.secret_key:
+        raise ConfigError("no secret key: run `bwc init` or set BWC_SECRET_KEY")
+
+    app = Flask(__name__)
+    app.config.update(
+        SECRET_KEY=settings.secret_key,
+        DEBUG=settings.debug,
+        SESSION_COOKIE_NAME="__Host-bwc_session" if settings.production else "bwc_session",
+        SESSION_COOKIE_SECURE=settings.production,
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        WTF_CSRF_TIME_LIMIT=None,  # the token lives as long as the (bounded) session
+        MAX_CONTENT_LENGTH=1 * 1024 * 1024,  # forms; uploads get their own limit later
+        JSON_SORT_KEYS=False,
+    )
+    app.extensions["bwc.settings"] = settings
+    database = Database(settings.database_url)
+    if not schema_is_current(database.engine):
+        raise ConfigError("the database is not initialised or not migrated: run `bwc init`")
+    app.extensions["bwc.db"] = database
+
+    if settings.trusted_proxies:
+        app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
+            app.wsgi_app,
+            x_for=settings.trusted_proxies,
+            x_proto=settings.trusted_proxies,
+            x_host=settings.trusted_proxies,
+        )
+
+    from app.web.sessions import ServerSessionInterface, prune_expired
+
+    idle = timedelta(minutes=settings.session_idle_minutes)
+    app.session_interface = ServerSessionInterface(
+        idle=idle, lifetime=timedelta(hours=settings.session_max_hours)
+    )
+    csrf.init_app(app)
+
+    from app.api import api
+    from app.web import admin, auth, errors, headers, home
+    from app.web.context import close_db, load_signed_in_user, permits
+    from evidence.policy import Action
+
+    app.jinja_env.globals.update(permits=permits, Action=Action)
+    app.before_request(load_signed_in_user)
+    app.teardown_appcontext(close_db)
+    headers.install(app)
+    errors.install(app)
+    app.register_blueprint(auth.bp)
+    app.register_blueprint(home.bp)
+    app.register_blueprint(admin.bp)
+    app.register_blueprint(api)
+    csrf.exempt(api)  # the API authenticates with tokens, never with cookies
+
+    removed = prune_expired(app, idle, datetime.now(UTC))
+    if removed:
+        logger.info("removed %d expired sessions", removed)
+    return app

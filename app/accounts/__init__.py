@@ -1,0 +1,1 @@
+"""Accounts: passwords, TOTP, recovery codes, sessions, throttling and user administration."""

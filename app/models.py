@@ -1,0 +1,41 @@
+"""Imports every table module so the shared metadata is complete (migrations, tests)."""
+
+from app.accounts.models import LoginThrottle, RecoveryCode, WebSession
+from audit.adapters.sql import AuditEventRow
+from evidence.adapters.sql.base import metadata
+from evidence.adapters.sql.items import (
+    Bookmark,
+    Category,
+    Derivative,
+    EvidenceItem,
+    Incident,
+    Tag,
+    evidence_tags,
+    incident_evidence,
+    incident_wearers,
+)
+from evidence.adapters.sql.org import Camera, District, Dock, RoleGrant, School, User, Wearer
+
+__all__ = [
+    "AuditEventRow",
+    "Bookmark",
+    "Camera",
+    "Category",
+    "Derivative",
+    "District",
+    "Dock",
+    "EvidenceItem",
+    "Incident",
+    "LoginThrottle",
+    "RecoveryCode",
+    "RoleGrant",
+    "School",
+    "Tag",
+    "User",
+    "WebSession",
+    "Wearer",
+    "evidence_tags",
+    "incident_evidence",
+    "incident_wearers",
+    "metadata",
+]

@@ -1,0 +1,45 @@
+"""`bwc serve`: the app under gunicorn, a production WSGI server."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gunicorn.app.base import BaseApplication
+
+from app import create_app
+from app.settings import Settings
+
+
+class _Gunicorn(BaseApplication):  # type: ignore[misc]
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        super().__init__()
+
+    def load_config(self) -> None:
+        s = self.settings
+        options: dict[str, Any] = {
+            "bind": f"{s.host}:{s.port}",
+            "workers": s.web_workers,
+            "worker_class": "gthread",
+            "threads": 4,
+            "timeout": 120,
+            "graceful_timeout": 30,
+            "accesslog": "-",
+            # Paths only: query strings can carry return URLs and later signed links.
+            "access_log_format": '%(h)s "%(m)s %(U)s" %(s)s %(b)s %(L)ss',
+            "errorlog": "-",
+            "loglevel": s.log_level.lower(),
+            "forwarded_allow_ips": "127.0.0.1" if s.trusted_proxies else "",
+        }
+        for key, value in options.items():
+            self.cfg.set(key, value)
+
+    def load(self) -> Any:
+        return create_app(self.settings)
+
+
+def serve(settings: Settings) -> None:
+    # Build the app once up front so configuration errors stop us with one line,
+    # before any worker forks.
+    create_app(settings).extensions["bwc.db"].dispose()
+    _Gunicorn(settings).run()

@@ -1,0 +1,1 @@
+"""The HTML interface: blueprints, request context and error pages."""

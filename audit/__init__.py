@@ -1,0 +1,1 @@
+"""Chain of custody and accountability: audit events, the ledger and its verifiers."""

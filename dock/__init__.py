@@ -1,0 +1,1 @@
+"""The docking-station agent: detects cameras, offloads, uploads, wipes after receipts."""

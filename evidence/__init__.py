@@ -1,0 +1,1 @@
+"""Evidence domain: items, derivatives, incidents, tags, access policy and their ports."""

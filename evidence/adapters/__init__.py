@@ -1,0 +1,1 @@
+"""Adapters: the only place where storage and database libraries appear."""

@@ -1,0 +1,175 @@
+"""Tables of evidence: items, derivatives, categories, tags, incidents and bookmarks."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    CheckConstraint,
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from evidence.adapters.sql.base import Base, UTCDateTime, metadata
+
+EVIDENCE_STATUSES = ("received", "verified", "rejected", "purged")
+_STATUS_VALUES = ", ".join(f"'{s}'" for s in EVIDENCE_STATUSES)
+
+
+class EvidenceItem(Base):
+    """One original file offloaded from a camera, stored encrypted.
+
+    `id` is a random UUID: it appears in URLs and the ledger, and says nothing about
+    how many items exist. Camera-supplied names are kept as raw bytes (base64) and a
+    display form; neither is ever used as a storage key or path."""
+
+    __tablename__ = "evidence_items"
+    __table_args__ = (
+        UniqueConstraint("camera_id", "file_identity", "sha256"),
+        CheckConstraint(f"status IN ({_STATUS_VALUES})", name="status_known"),
+        CheckConstraint("size >= 0", name="size_not_negative"),
+        Index("ix_evidence_items_school_recorded", "school_id", "recorded_start"),
+        Index("ix_evidence_items_wearer_recorded", "wearer_id", "recorded_start"),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    district_id: Mapped[int] = mapped_column(ForeignKey("districts.id"), index=True)
+    school_id: Mapped[int] = mapped_column(ForeignKey("schools.id"))
+    camera_id: Mapped[int] = mapped_column(ForeignKey("cameras.id"), index=True)
+    wearer_id: Mapped[int | None] = mapped_column(ForeignKey("wearers.id"))
+    dock_id: Mapped[int | None] = mapped_column(ForeignKey("docks.id"), index=True)
+    category_id: Mapped[int | None] = mapped_column(ForeignKey("categories.id"), index=True)
+    status: Mapped[str] = mapped_column(String(16))
+    # Stable identity of the file on the camera (e.g. sidecar id or name+start time).
+    file_identity: Mapped[str] = mapped_column(String(200))
+    file_name: Mapped[str] = mapped_column(String(255))
+    file_name_b64: Mapped[str] = mapped_column(String(400))
+    media_type: Mapped[str] = mapped_column(String(100))
+    size: Mapped[int] = mapped_column(BigInteger)
+    sha256: Mapped[str] = mapped_column(String(64), index=True)
+    object_key: Mapped[str] = mapped_column(String(200), unique=True)
+    wrapped_key: Mapped[str | None] = mapped_column(Text)
+    key_version: Mapped[str | None] = mapped_column(String(64))
+    recorded_start: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    recorded_end: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    camera_recorded_start: Mapped[str | None] = mapped_column(String(64))
+    clock_offset_ms: Mapped[int | None] = mapped_column(BigInteger)
+    ingested_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    retain_until: Mapped[datetime | None] = mapped_column(UTCDateTime(), index=True)
+    flags: Mapped[list[str]] = mapped_column(JSON, default=list)
+    notes: Mapped[str | None] = mapped_column(Text)
+
+
+class Derivative(Base):
+    """A file made from an original (playback proxy, redacted copy); never replaces it."""
+
+    __tablename__ = "derivatives"
+    __table_args__ = (
+        CheckConstraint("kind IN ('proxy', 'redaction', 'thumbnail')", name="kind_known"),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    evidence_id: Mapped[str] = mapped_column(ForeignKey("evidence_items.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    media_type: Mapped[str] = mapped_column(String(100))
+    size: Mapped[int] = mapped_column(BigInteger)
+    sha256: Mapped[str] = mapped_column(String(64))
+    object_key: Mapped[str] = mapped_column(String(200), unique=True)
+    wrapped_key: Mapped[str | None] = mapped_column(Text)
+    key_version: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    details: Mapped[dict[str, object]] = mapped_column(JSON, default=dict)
+
+
+class Category(Base):
+    """A district's classification of footage; retention attaches to it."""
+
+    __tablename__ = "categories"
+    __table_args__ = (UniqueConstraint("district_id", "name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    district_id: Mapped[int] = mapped_column(ForeignKey("districts.id"), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    description: Mapped[str | None] = mapped_column(Text)
+    retention_days: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class Tag(Base):
+    __tablename__ = "tags"
+    __table_args__ = (UniqueConstraint("district_id", "name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    district_id: Mapped[int] = mapped_column(ForeignKey("districts.id"), index=True)
+    name: Mapped[str] = mapped_column(String(64))
+
+
+evidence_tags = Table(
+    "evidence_tags",
+    metadata,
+    Column("evidence_id", ForeignKey("evidence_items.id"), primary_key=True),
+    Column("tag_id", ForeignKey("tags.id"), primary_key=True, index=True),
+    Column("added_by", ForeignKey("users.id"), nullable=True),
+    Column("added_at", UTCDateTime(), nullable=False),
+)
+
+
+class Incident(Base):
+    """Something that happened at a school, with the footage and wearers involved."""
+
+    __tablename__ = "incidents"
+    __table_args__ = (
+        UniqueConstraint("district_id", "number"),
+        CheckConstraint("ends_at IS NULL OR ends_at >= starts_at", name="window_ordered"),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    district_id: Mapped[int] = mapped_column(ForeignKey("districts.id"), index=True)
+    school_id: Mapped[int] = mapped_column(ForeignKey("schools.id"), index=True)
+    number: Mapped[str] = mapped_column(String(40))
+    title: Mapped[str] = mapped_column(String(200))
+    starts_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    ends_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+incident_evidence = Table(
+    "incident_evidence",
+    metadata,
+    Column("incident_id", ForeignKey("incidents.id"), primary_key=True),
+    Column("evidence_id", ForeignKey("evidence_items.id"), primary_key=True, index=True),
+    Column("linked_by", ForeignKey("users.id"), nullable=True),
+    Column("linked_at", UTCDateTime(), nullable=False),
+)
+
+incident_wearers = Table(
+    "incident_wearers",
+    metadata,
+    Column("incident_id", ForeignKey("incidents.id"), primary_key=True),
+    Column("wearer_id", ForeignKey("wearers.id"), primary_key=True, index=True),
+)
+
+
+class Bookmark(Base):
+    """A moment in a recording, marked by a user with a note."""
+
+    __tablename__ = "bookmarks"
+    __table_args__ = (CheckConstraint("at_ms >= 0", name="at_not_negative"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    evidence_id: Mapped[str] = mapped_column(ForeignKey("evidence_items.id"), index=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    at_ms: Mapped[int] = mapped_column(BigInteger)
+    note: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -1,0 +1,21 @@
+"""Errors raised by the evidence domain; adapters translate library errors into these."""
+
+
+class EvidenceError(Exception):
+    """Base class for every error the evidence package raises on purpose."""
+
+
+class NotFound(EvidenceError):
+    """The object does not exist, or the caller may not know that it exists."""
+
+
+class Forbidden(EvidenceError):
+    """The caller may see the object but not perform this action on it."""
+
+
+class Conflict(EvidenceError):
+    """The change contradicts something already stored (a duplicate name, say)."""
+
+
+class InvalidInput(EvidenceError):
+    """A value supplied by a user or device failed validation."""

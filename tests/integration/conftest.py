@@ -1,0 +1,47 @@
+"""Fixtures for tests against a real database (SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+import pytest
+from sqlalchemy.orm import Session
+
+from app.accounts import admin as accounts
+from app.db import Database, upgrade
+from evidence.adapters.sql.org import District, School
+from tests.fast_hashing import fast_password_hashing  # noqa: F401
+
+NOW = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def database(db_url: str) -> Iterator[Database]:
+    """A migrated database, on SQLite and on PostgreSQL (the db_url parameter)."""
+    upgrade(db_url)
+    db = Database(db_url)
+    yield db
+    db.dispose()
+
+
+@pytest.fixture
+def session(database: Database) -> Iterator[Session]:
+    with database.sessions() as s:
+        yield s
+        s.rollback()
+
+
+@pytest.fixture
+def district(session: Session) -> District:
+    district = accounts.create_district(session, "d1", "First District", actor="test", now=NOW)
+    session.commit()
+    return district
+
+
+@pytest.fixture
+def schools(session: Session, district: District) -> tuple[School, School]:
+    north = accounts.create_school(session, district, "NHS", "North High", actor="test", now=NOW)
+    south = accounts.create_school(session, district, "SMS", "South Middle", actor="test", now=NOW)
+    session.commit()
+    return north, south
