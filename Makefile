@@ -1,0 +1,37 @@
+# BWC Evidence: `make run` and `make test` do all set-up on a fresh machine.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test lint venv clean
+
+venv: $(STAMP)
+
+# Reinstall only when the pinned requirements or the package metadata change.
+$(STAMP): requirements.txt requirements-dev.txt pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-dev.txt 2>&1 \
+		| { grep -v 'is ignored: it is neither a file nor a directory' || true; }
+	@$(BIN)/pip install --quiet --disable-pip-version-check --no-deps -e . 2>&1 \
+		| { grep -v 'is ignored: it is neither a file nor a directory' || true; }
+	@touch $(STAMP)
+
+run: venv
+	$(BIN)/bwc init
+	$(BIN)/bwc demo
+	exec $(BIN)/bwc serve
+
+test: venv
+	bash scripts/provision-test-services.sh
+	set -a && . ./.test-env && set +a && $(BIN)/pytest
+	$(MAKE) --no-print-directory lint
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info .test-env
