@@ -30,6 +30,8 @@ class _Gunicorn(BaseApplication):  # type: ignore[misc]
             "errorlog": "-",
             "loglevel": s.log_level.lower(),
             "forwarded_allow_ips": "127.0.0.1" if s.trusted_proxies else "",
+            # No runtime control socket in the user's home: restarts go through systemd.
+            "control_socket_disable": True,
         }
         for key, value in options.items():
             self.cfg.set(key, value)
