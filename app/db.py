@@ -13,6 +13,8 @@ from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
+from audit.adapters import append_only
+
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
 
@@ -70,6 +72,15 @@ def alembic_config(url: str) -> Config:
 def upgrade(url: str, revision: str = "head") -> None:
     """Apply migrations up to revision. The only way the schema is created outside tests."""
     command.upgrade(alembic_config(url), revision)
+    if url.startswith("postgresql"):
+        # Tables added by later migrations get the application role's grants too.
+        engine = make_engine(url)
+        try:
+            with engine.begin() as connection:
+                for statement in append_only.postgresql_grants():
+                    connection.exec_driver_sql(statement)
+        finally:
+            engine.dispose()
 
 
 def schema_is_current(engine: Engine) -> bool:

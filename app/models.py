@@ -1,6 +1,15 @@
 """Imports every table module so the shared metadata is complete (migrations, tests)."""
 
 from app.accounts.models import LoginThrottle, RecoveryCode, WebSession
+from audit.adapters.ledger_tables import (
+    LedgerAudit,
+    LedgerCheckpoint,
+    LedgerCosignature,
+    LedgerItemHead,
+    LedgerLeaf,
+    LedgerLog,
+    LedgerNode,
+)
 from audit.adapters.sql import AuditEventRow
 from evidence.adapters.sql.base import metadata
 from evidence.adapters.sql.items import (
@@ -26,6 +35,13 @@ __all__ = [
     "Dock",
     "EvidenceItem",
     "Incident",
+    "LedgerAudit",
+    "LedgerCheckpoint",
+    "LedgerCosignature",
+    "LedgerItemHead",
+    "LedgerLeaf",
+    "LedgerLog",
+    "LedgerNode",
     "LoginThrottle",
     "RecoveryCode",
     "RoleGrant",

@@ -2,17 +2,22 @@
 
 An event is recorded in the same database transaction as the change it describes, so
 either both are stored or neither is. Details may hold personal data (a username, a
-client address) and therefore stay in the database; the custody ledger will carry
-only a SHA-256 commitment to them."""
+client address, a stated purpose) and therefore stay in the database; the custody
+ledger carries only a salted SHA-256 commitment to them. The salt matters: details are
+often guessable (a username and an office address), and an unsalted hash of guessable
+data would disclose it to anyone holding the public log."""
 
 from __future__ import annotations
 
 import hashlib
-import json
+import secrets
+import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
+
+import rfc8785
 
 
 class EventType(StrEnum):
@@ -36,11 +41,19 @@ class EventType(StrEnum):
     ROLE_REVOKED = "admin.role_revoked"
     SCHOOL_CREATED = "admin.school_created"
     DISTRICT_CREATED = "admin.district_created"
+    LEDGER_AUDIT_FAILED = "ledger.audit_failed"
+
+
+def new_event_id() -> str:
+    return str(uuid.uuid4())
 
 
 @dataclass(frozen=True)
 class AuditEvent:
-    """One accountable action. `actor` and `subject` are pseudonyms, never names."""
+    """One accountable action. `actor`, `device` and `subject` are pseudonyms, never names.
+
+    `id` makes recording exactly-once: the ledger returns the original index when an
+    event with the same id is appended again."""
 
     type: EventType
     occurred_at: datetime
@@ -48,12 +61,21 @@ class AuditEvent:
     actor: str | None = None
     subject: str | None = None
     details: dict[str, Any] = field(default_factory=dict)
+    device: str | None = None
+    evidence_id: str | None = None
+    media_sha256: str | None = None
+    id: str = field(default_factory=new_event_id)
 
     def __post_init__(self) -> None:
         if self.occurred_at.tzinfo is None:
             raise ValueError("audit events need an aware (UTC) time")
 
-    def details_commitment(self) -> str:
-        """SHA-256 of the canonical details: what the ledger will publish instead of them."""
-        canonical = json.dumps(self.details, sort_keys=True, separators=(",", ":"))
-        return hashlib.sha256(canonical.encode()).hexdigest()
+
+def new_salt() -> str:
+    return secrets.token_hex(16)
+
+
+def details_commitment(details: dict[str, Any], salt: str) -> str:
+    """SHA-256 over the canonical (RFC 8785) JSON of the salted details."""
+    canonical = rfc8785.dumps({"details": details, "salt": salt})
+    return hashlib.sha256(canonical).hexdigest()

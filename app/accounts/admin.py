@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from app.accounts import throttle, totp
 from app.accounts.models import RecoveryCode, WebSession
 from app.accounts.passwords import WeakPassword, hash_password
+from audit.adapters import ledger_sql
 from audit.adapters.sql import SqlEventRecorder
 from audit.events import AuditEvent, EventType
 from evidence.adapters.sql.org import District, RoleGrant, School, User, Wearer
@@ -57,8 +58,15 @@ def _record(
 
 
 def create_district(
-    session: Session, code: str, name: str, *, actor: str, now: datetime
+    session: Session,
+    code: str,
+    name: str,
+    *,
+    actor: str,
+    now: datetime,
+    ledger_origin_prefix: str = ledger_sql.DEFAULT_ORIGIN_PREFIX,
 ) -> District:
+    """Create a district with its custody log (and the service's log on first use)."""
     if not _CODE.match(code):
         raise InvalidInput("district code: letters, digits, - and _ only (up to 32)")
     if session.scalars(select(District).where(District.code == code)).first():
@@ -66,6 +74,12 @@ def create_district(
     district = District(code=code, name=_clean_name(name, "district name"), created_at=now)
     session.add(district)
     session.flush()
+    ledger_sql.ensure_log(
+        session, None, ledger_sql.origin_for(ledger_origin_prefix, ledger_sql.SERVICE_LOG), now
+    )
+    ledger_sql.ensure_log(
+        session, district.id, ledger_sql.origin_for(ledger_origin_prefix, code), now
+    )
     _record(
         session,
         EventType.DISTRICT_CREATED,

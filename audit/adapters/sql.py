@@ -1,23 +1,29 @@
-"""The audit_events table and the recorder that writes to it in the caller's transaction."""
+"""The audit_events table and the recorder that logs each event to the custody ledger.
+
+Both writes go through the caller's session: the event, its ledger leaf and the change
+they describe commit together or not at all."""
 
 from __future__ import annotations
 
-import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, ForeignKey, Index, String
+from sqlalchemy import JSON, BigInteger, ForeignKey, Index, String, UniqueConstraint, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from audit.events import AuditEvent
+from audit.adapters import ledger_sql
+from audit.events import AuditEvent, details_commitment, new_salt
 from evidence.adapters.sql.base import Base, UTCDateTime
 
 
 class AuditEventRow(Base):
-    """An audit event as stored. `ledger_index` is set once the event is in the ledger."""
+    """An audit event as stored, with the salt of its details commitment and its leaf."""
 
     __tablename__ = "audit_events"
-    __table_args__ = (Index("ix_audit_events_district_time", "district_id", "occurred_at"),)
+    __table_args__ = (
+        Index("ix_audit_events_district_time", "district_id", "occurred_at"),
+        UniqueConstraint("ledger_log_id", "ledger_index"),
+    )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     district_id: Mapped[int | None] = mapped_column(ForeignKey("districts.id"))
@@ -26,28 +32,46 @@ class AuditEventRow(Base):
     actor: Mapped[str | None] = mapped_column(String(40), index=True)
     subject: Mapped[str | None] = mapped_column(String(80), index=True)
     details: Mapped[dict[str, Any]] = mapped_column(JSON)
+    details_salt: Mapped[str | None] = mapped_column(String(32))
     details_sha256: Mapped[str] = mapped_column(String(64))
-    ledger_index: Mapped[int | None] = mapped_column(BigInteger, unique=True)
+    ledger_log_id: Mapped[int | None] = mapped_column(ForeignKey("ledger_logs.id"))
+    ledger_index: Mapped[int | None] = mapped_column(BigInteger)
 
 
 class SqlEventRecorder:
-    """Writes audit events through the caller's SQLAlchemy session (no commit)."""
+    """Records events and appends their leaves through the caller's session (no commit)."""
 
     def __init__(self, session: Session) -> None:
         self._session = session
 
     def record(self, event: AuditEvent) -> str:
-        event_id = str(uuid.uuid4())
+        if self._session.get(AuditEventRow, event.id) is not None:
+            return event.id  # exactly once: the same event id is recorded once
+        salt = new_salt()
+        commitment = details_commitment(event.details, salt)
+        log = ledger_sql.log_of(self._session, event.district_id)
+        index = ledger_sql.append(self._session, log.id, event, commitment, event.occurred_at)
         self._session.add(
             AuditEventRow(
-                id=event_id,
+                id=event.id,
                 district_id=event.district_id,
                 type=event.type.value,
                 occurred_at=event.occurred_at,
                 actor=event.actor,
                 subject=event.subject,
                 details=dict(event.details),
-                details_sha256=event.details_commitment(),
+                details_salt=salt,
+                details_sha256=commitment,
+                ledger_log_id=log.id,
+                ledger_index=index,
             )
         )
-        return event_id
+        return event.id
+
+
+def event_at(session: Session, log_id: int, index: int) -> AuditEventRow | None:
+    return session.scalars(
+        select(AuditEventRow).where(
+            AuditEventRow.ledger_log_id == log_id, AuditEventRow.ledger_index == index
+        )
+    ).first()

@@ -47,9 +47,9 @@ def seed(settings: Settings) -> World:
     database = Database(settings.database_url)
     people: dict[str, Person] = {}
     with database.transaction() as session:
-        district = accounts.create_district(session, "d1", "District", actor="test", now=now)
-        north = accounts.create_school(session, district, "NHS", "North", actor="test", now=now)
-        south = accounts.create_school(session, district, "SMS", "South", actor="test", now=now)
+        district = accounts.create_district(session, "d1", "District", actor="cli", now=now)
+        north = accounts.create_school(session, district, "NHS", "North", actor="cli", now=now)
+        south = accounts.create_school(session, district, "SMS", "South", actor="cli", now=now)
         specs = {
             "wearer": [Grant(Role.WEARER, north.id)],
             "supervisor": [Grant(Role.SUPERVISOR, north.id)],
@@ -69,7 +69,7 @@ def seed(settings: Settings) -> World:
                 display_name=name,
                 password=PASSWORD,
                 grants=grants,
-                actor="test",
+                actor="cli",
                 now=now,
                 totp_secret=secret,
             )
@@ -81,7 +81,7 @@ def seed(settings: Settings) -> World:
             display_name="New Comer",
             password=PASSWORD,
             grants=[Grant(Role.SUPERVISOR, south.id)],
-            actor="test",
+            actor="cli",
             now=now,
         )
         people["newcomer"] = Person("newcomer", "", newcomer.id)

@@ -34,14 +34,14 @@ def session(database: Database) -> Iterator[Session]:
 
 @pytest.fixture
 def district(session: Session) -> District:
-    district = accounts.create_district(session, "d1", "First District", actor="test", now=NOW)
+    district = accounts.create_district(session, "d1", "First District", actor="cli", now=NOW)
     session.commit()
     return district
 
 
 @pytest.fixture
 def schools(session: Session, district: District) -> tuple[School, School]:
-    north = accounts.create_school(session, district, "NHS", "North High", actor="test", now=NOW)
-    south = accounts.create_school(session, district, "SMS", "South Middle", actor="test", now=NOW)
+    north = accounts.create_school(session, district, "NHS", "North High", actor="cli", now=NOW)
+    south = accounts.create_school(session, district, "SMS", "South Middle", actor="cli", now=NOW)
     session.commit()
     return north, south

@@ -48,7 +48,7 @@ def make_user(
         display_name=name.title(),
         password=PASSWORD,
         grants=[Grant(role, school.id if school else None)],
-        actor="test",
+        actor="cli",
         now=NOW,
         totp_secret=secret,
     )
@@ -84,7 +84,7 @@ def test_failed_change_leaves_neither_change_nor_event(
             display_name="X",
             password=PASSWORD,
             grants=[Grant(Role.WEARER, north.id)],
-            actor="test",
+            actor="cli",
             now=NOW,
         )
     session.rollback()
@@ -95,7 +95,7 @@ def test_failed_change_leaves_neither_change_nor_event(
         display_name="R",
         password=PASSWORD,
         grants=[Grant(Role.RECORDS)],
-        actor="test",
+        actor="cli",
         now=NOW,
     )
     session.rollback()
@@ -122,7 +122,7 @@ def test_duplicate_username_and_bad_grants_are_refused(
             display_name="G",
             password=PASSWORD,
             grants=[Grant(Role.WEARER, 99999)],
-            actor="test",
+            actor="cli",
             now=NOW,
         )
 
@@ -132,12 +132,12 @@ def test_role_grant_and_revoke_are_recorded(
 ) -> None:
     north, south = schools
     user = make_user(session, district, north, Role.SUPERVISOR)
-    accounts.grant_role(session, user, Grant(Role.SUPERVISOR, south.id), actor="adm", now=NOW)
-    accounts.revoke_role(session, user, Grant(Role.SUPERVISOR, north.id), actor="adm", now=NOW)
+    accounts.grant_role(session, user, Grant(Role.SUPERVISOR, south.id), actor="cli", now=NOW)
+    accounts.revoke_role(session, user, Grant(Role.SUPERVISOR, north.id), actor="cli", now=NOW)
     session.commit()
     assert user.role_grants() == {Grant(Role.SUPERVISOR, south.id)}
     revoked = events(session, "admin.role_revoked")
-    assert revoked[-1].actor == "adm" and revoked[-1].details["school_id"] == north.id
+    assert revoked[-1].actor == "cli" and revoked[-1].details["school_id"] == north.id
 
 
 def test_disabling_a_user_ends_their_sessions(
@@ -156,13 +156,13 @@ def test_disabling_a_user_ends_their_sessions(
         )
     )
     session.commit()
-    accounts.disable_user(session, user, actor="adm", now=NOW)
+    accounts.disable_user(session, user, actor="cli", now=NOW)
     session.commit()
     assert session.scalar(select(func.count()).select_from(WebSession)) == 0
     assert not user.active
     assert events(session, "admin.user_disabled")[-1].subject == f"user:{user.pseudonym}"
     with pytest.raises(Conflict):
-        accounts.disable_user(session, user, actor="adm", now=NOW)
+        accounts.disable_user(session, user, actor="cli", now=NOW)
 
 
 def test_wrong_password_is_counted_and_recorded_without_the_password(
@@ -196,7 +196,7 @@ def test_lockout_after_threshold_then_admin_unlock(
         session, POLICY, username="sam", password=PASSWORD, address="10.0.0.3", now=NOW
     )
     assert locked.outcome is signin.Outcome.LOCKED
-    assert accounts.unlock(session, user, actor="adm", now=NOW) is True
+    assert accounts.unlock(session, user, actor="cli", now=NOW) is True
     session.commit()
     ok = signin.check_password(
         session, POLICY, username="sam", password=PASSWORD, address="10.0.0.3", now=NOW
@@ -264,7 +264,7 @@ def test_address_throttle_spans_usernames(
         session, POLICY, username="sam", password=PASSWORD, address="192.0.2.8", now=NOW
     )
     assert elsewhere.ok
-    accounts.unlock_address(session, district.id, "192.0.2.7", actor="adm", now=NOW)
+    accounts.unlock_address(session, district.id, "192.0.2.7", actor="cli", now=NOW)
     assert signin.check_password(
         session, POLICY, username="sam", password=PASSWORD, address="192.0.2.7", now=NOW
     ).ok
@@ -338,7 +338,7 @@ def test_mfa_reset_forgets_secret_codes_and_sessions(
     user = make_user(session, district, north, Role.SUPERVISOR, secret=pyotp.random_base32())
     signin.issue_recovery_codes(session, user, NOW)
     session.commit()
-    accounts.reset_mfa(session, user, actor="adm", now=NOW)
+    accounts.reset_mfa(session, user, actor="cli", now=NOW)
     session.commit()
     assert user.totp_secret is None and not user.mfa_enrolled
     assert signin.remaining_recovery_codes(session, user) == 0
