@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from datetime import UTC, datetime, timedelta
 
-from flask import Flask
+from flask import Flask, g
 from flask_wtf.csrf import CSRFProtect
 from werkzeug.middleware.proxy_fix import ProxyFix
 
@@ -16,8 +16,11 @@ logger = logging.getLogger(__name__)
 csrf = CSRFProtect()
 
 
-def create_app(settings: Settings | None = None) -> Flask:
-    """Build the app from settings (from the environment when not given)."""
+def create_app(settings: Settings | None = None, *, start_worker: bool = True) -> Flask:
+    """Build the app from settings (from the environment when not given).
+
+    start_worker runs the ledger's background checkpointer and self-audit in this
+    process (when BWC_CHECKPOINT_SECONDS > 0)."""
     settings = settings or Settings.from_env()
     settings.check()
     if not settings.secret_key:
@@ -58,11 +61,18 @@ def create_app(settings: Settings | None = None) -> Flask:
     csrf.init_app(app)
 
     from app.api import api
-    from app.web import admin, auth, errors, headers, home
+    from app.api.ledger import ledger_api
+    from app.api.openapi import openapi
+    from app.ledger import LedgerService, LedgerWorker
+    from app.web import admin, auth, errors, headers, home, ledger_pages
     from app.web.context import close_db, load_signed_in_user, permits
     from evidence.policy import Action
 
-    app.jinja_env.globals.update(permits=permits, Action=Action)
+    app.jinja_env.globals.update(
+        permits=permits,
+        Action=Action,
+        ledger_alarm=lambda: ledger_pages.alarm_for(g.get("principal")),
+    )
     app.before_request(load_signed_in_user)
     app.teardown_appcontext(close_db)
     headers.install(app)
@@ -70,8 +80,19 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(auth.bp)
     app.register_blueprint(home.bp)
     app.register_blueprint(admin.bp)
+    app.register_blueprint(ledger_pages.bp)
     app.register_blueprint(api)
-    csrf.exempt(api)  # the API authenticates with tokens, never with cookies
+    app.register_blueprint(ledger_api)
+    app.register_blueprint(openapi)
+    for blueprint in (api, ledger_api, openapi):
+        csrf.exempt(blueprint)  # the API authenticates with tokens, never with cookies
+
+    ledger = LedgerService(database, settings)
+    app.extensions["bwc.ledger"] = ledger
+    if start_worker and settings.checkpoint_seconds > 0:
+        worker = LedgerWorker(ledger, settings.checkpoint_seconds, settings.ledger_audit_minutes)
+        worker.start()
+        app.extensions["bwc.ledger_worker"] = worker
 
     removed = prune_expired(app, idle, datetime.now(UTC))
     if removed:

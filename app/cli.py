@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from pathlib import Path
 
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
@@ -19,7 +21,10 @@ from app import demo
 from app.accounts import admin as accounts
 from app.accounts.signin import find_user
 from app.db import Database, schema_is_current, upgrade
+from app.ledger import LedgerService
 from app.settings import ENV_VARS, ConfigError, Settings, write_secret_file
+from audit.adapters.checkpoints_sql import create_signer_file
+from audit.adapters.sql import backfill_unlogged
 from evidence.adapters.sql.org import User
 from evidence.errors import EvidenceError
 from evidence.roles import Grant, Role
@@ -47,6 +52,8 @@ def cmd_init(settings: Settings, args: argparse.Namespace) -> None:
     created_secret = False
     if not settings.secret_key:
         created_secret = write_secret_file(settings.data_dir)
+    key_file = settings.ledger_key_file or settings.data_dir / "ledger-signing.key"
+    created_key = create_signer_file(key_file, settings.ledger_origin_prefix)
     (settings.data_dir / "objects").mkdir(parents=True, exist_ok=True, mode=0o700)
     upgrade(settings.database_url)
     database = Database(settings.database_url)
@@ -62,15 +69,110 @@ def cmd_init(settings: Settings, args: argparse.Namespace) -> None:
                     args.district_name,
                     actor=accounts.CLI_ACTOR,
                     now=_now(),
+                    ledger_origin_prefix=settings.ledger_origin_prefix,
                 )
                 made = True
+            logged = backfill_unlogged(session, settings.ledger_origin_prefix, _now())
         print(f"data dir: {settings.data_dir.resolve()}")
         if created_secret:
             print("generated secret key (mode 0600)")
+        if created_key:
+            print(f"generated ledger signing key {key_file} (mode 0600)")
+        if logged:
+            print(f"appended {logged} earlier audit events to the custody ledger")
         print("database migrated to the newest schema")
         print(f"district: {district.name} ({district.code}){' created' if made else ''}")
     finally:
         database.dispose()
+
+
+def _ledger(settings: Settings) -> tuple[Database, LedgerService]:
+    database = Database(settings.database_url)
+    if not schema_is_current(database.engine):
+        database.dispose()
+        raise CliError("the database is not initialised: run `bwc init` first")
+    return database, LedgerService(database, settings)
+
+
+def cmd_ledger_checkpoint(settings: Settings, args: argparse.Namespace) -> None:
+    database, ledger = _ledger(settings)
+    try:
+        refused = 0
+        for log_id, outcome in ledger.checkpoint_all().items():
+            status = ledger.status(log_id)
+            if isinstance(outcome, Exception):
+                refused += 1
+                print(f"{status.origin}: refused: {outcome}")
+                continue
+            made = f"signed a checkpoint at size {outcome}" if outcome else "no new entries"
+            print(f"{status.origin}: {made}")
+            if status.checkpoint_note:
+                print(status.checkpoint_note)
+    finally:
+        database.dispose()
+    if refused:
+        raise CliError(f"{refused} log(s) are under a self-audit alarm; run `bwc ledger verify`")
+
+
+def cmd_ledger_verify(settings: Settings, args: argparse.Namespace) -> None:
+    database, ledger = _ledger(settings)
+    try:
+        results = ledger.audit_all()
+    finally:
+        database.dispose()
+    failed = [r for r in results if not r.ok]
+    for result in results:
+        verdict = "ok" if result.ok else "FAILED"
+        where = (
+            f" (first bad index {result.first_bad_index})"
+            if result.first_bad_index is not None
+            else ""
+        )
+        print(f"{result.origin}: {verdict}: {result.message}{where}")
+    if failed:
+        raise CliError(f"custody ledger verification failed for {len(failed)} log(s)")
+
+
+def cmd_ledger_key(settings: Settings, args: argparse.Namespace) -> None:
+    database, ledger = _ledger(settings)
+    try:
+        for log_id in ledger.log_ids():
+            print(ledger.status(log_id).verifier_key)
+    finally:
+        database.dispose()
+
+
+def cmd_ledger_witness(settings: Settings, args: argparse.Namespace) -> None:
+    from audit import witness
+
+    key_text = Path(args.key).read_text(encoding="ascii").strip()
+    try:
+        outcome = witness.witness_once(
+            args.url,
+            Path(args.state),
+            key_text,
+            log_key=args.log_key,
+            origin=args.origin,
+            token=args.token,
+        )
+    except witness.WitnessRefusal as exc:
+        raise CliError(f"witness refuses to cosign: {exc}") from None
+    except witness.WitnessError as exc:
+        raise CliError(str(exc)) from None
+    print(outcome.message)
+
+
+def cmd_ledger_witness_key(settings: Settings, args: argparse.Namespace) -> None:
+    from audit import notes
+
+    out = Path(args.out)
+    if out.exists():
+        raise CliError(f"{out} exists; refusing to overwrite a witness key")
+    key = notes.new_signing_key()
+    fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="ascii") as handle:
+        handle.write(notes.dump_cosigning_key(key, args.name) + "\n")
+    print(notes.cosignature_verifier_key(args.name, key.public_key()))
 
 
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
@@ -254,6 +356,29 @@ def build_parser() -> argparse.ArgumentParser:
     unlock = users.add_parser("unlock", help="clear an account's failed sign-ins")
     unlock.add_argument("username")
     unlock.set_defaults(func=cmd_users_unlock)
+
+    ledger = sub.add_parser("ledger", help="the custody ledger").add_subparsers(
+        dest="ledger_command", required=True, metavar="ACTION"
+    )
+    ledger.add_parser(
+        "verify", help="self-audit every log against its signed checkpoints"
+    ).set_defaults(func=cmd_ledger_verify)
+    ledger.add_parser(
+        "checkpoint", help="sign a checkpoint now for every log that grew"
+    ).set_defaults(func=cmd_ledger_checkpoint)
+    ledger.add_parser("key", help="print each log's verifier key").set_defaults(func=cmd_ledger_key)
+    wit = ledger.add_parser("witness", help="act as a witness: verify and cosign a log")
+    wit.add_argument("--url", required=True, help="base URL of the evidence service")
+    wit.add_argument("--state", required=True, help="this witness's state directory")
+    wit.add_argument("--key", required=True, help="this witness's private key file")
+    wit.add_argument("--log-key", help="the log's verifier key (else trusted on first use)")
+    wit.add_argument("--origin", help="the log's origin, if the service has several")
+    wit.add_argument("--token", help="read API token, if the service requires one")
+    wit.set_defaults(func=cmd_ledger_witness)
+    wkey = ledger.add_parser("witness-key", help="create a witness key; prints its vkey")
+    wkey.add_argument("--name", required=True, help="the witness's name, e.g. oversight.example")
+    wkey.add_argument("--out", required=True, help="file to write the private key to (0600)")
+    wkey.set_defaults(func=cmd_ledger_witness_key)
 
     schools = sub.add_parser("schools", help="manage schools").add_subparsers(
         dest="schools_command", required=True, metavar="ACTION"

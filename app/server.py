@@ -43,5 +43,5 @@ class _Gunicorn(BaseApplication):  # type: ignore[misc]
 def serve(settings: Settings) -> None:
     # Build the app once up front so configuration errors stop us with one line,
     # before any worker forks.
-    create_app(settings).extensions["bwc.db"].dispose()
+    create_app(settings, start_worker=False).extensions["bwc.db"].dispose()
     _Gunicorn(settings).run()

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 SECRET_KEY_FILE = "secret_key"  # noqa: S105  (a file name, not a secret)
+LEDGER_KEY_FILE = "ledger-signing.key"
 
 
 class ConfigError(Exception):
@@ -85,6 +86,43 @@ ENV_VARS: tuple[EnvVar, ...] = (
         "Failed sign-ins from one client address before that address is throttled.",
     ),
     EnvVar("BWC_LOG_LEVEL", "INFO", "Log level of the service's stdout log."),
+    EnvVar(
+        "BWC_LEDGER_ORIGIN",
+        "bwc-evidence.local",
+        "Prefix of each custody log's origin line (`<prefix>/<district code>`), "
+        "fixed when `bwc init` creates the district.",
+    ),
+    EnvVar(
+        "BWC_LEDGER_KEY_FILE",
+        "$BWC_DATA_DIR/ledger-signing.key",
+        "Ed25519 key that signs checkpoints (mode 0600; made by `bwc init`).",
+    ),
+    EnvVar(
+        "BWC_LEDGER_WITNESSES",
+        "(empty)",
+        "Witness verifier keys (`name+keyid+key`), separated by commas.",
+    ),
+    EnvVar(
+        "BWC_LEDGER_WITNESS_QUORUM",
+        "1",
+        "How many configured witnesses must cosign before a checkpoint is published.",
+    ),
+    EnvVar(
+        "BWC_CHECKPOINT_SECONDS",
+        "1",
+        "How often a new checkpoint is signed when the log grew; 0 turns the "
+        "background checkpointer off.",
+    ),
+    EnvVar(
+        "BWC_LEDGER_AUDIT_MINUTES",
+        "60",
+        "How often the self-audit recomputes the logs against their checkpoints.",
+    ),
+    EnvVar(
+        "BWC_LEDGER_READ_TOKEN",
+        "(empty)",
+        "If set, the ledger read API needs `Authorization: Bearer <token>`.",
+    ),
 )
 
 
@@ -104,6 +142,16 @@ def _int(value: str, name: str, *, minimum: int = 0) -> int:
         raise ConfigError(f"{name} must be a whole number, not {value!r}") from None
     if number < minimum:
         raise ConfigError(f"{name} must be at least {minimum}")
+    return number
+
+
+def _number(value: str, name: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number, not {value!r}") from None
+    if number < 0:
+        raise ConfigError(f"{name} must not be negative")
     return number
 
 
@@ -129,6 +177,13 @@ class Settings:
     lockout_minutes: int = 15
     address_threshold: int = 20
     log_level: str = "INFO"
+    ledger_origin_prefix: str = "bwc-evidence.local"
+    ledger_key_file: Path | None = None
+    ledger_witnesses: tuple[str, ...] = ()
+    ledger_witness_quorum: int = 1
+    checkpoint_seconds: float = 1.0
+    ledger_audit_minutes: float = 60.0
+    ledger_read_token: str | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         # Defaults that depend on the data dir are filled in here, once.
@@ -139,6 +194,8 @@ class Settings:
             object.__setattr__(
                 self, "storage_url", f"file://{(self.data_dir / 'objects').resolve()}"
             )
+        if self.ledger_key_file is None:
+            object.__setattr__(self, "ledger_key_file", self.data_dir / LEDGER_KEY_FILE)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -179,6 +236,23 @@ class Settings:
                 env.get("BWC_ADDRESS_THRESHOLD", "20"), "BWC_ADDRESS_THRESHOLD", minimum=1
             ),
             log_level=(env.get("BWC_LOG_LEVEL") or "INFO").upper(),
+            ledger_origin_prefix=env.get("BWC_LEDGER_ORIGIN") or "bwc-evidence.local",
+            ledger_key_file=Path(env["BWC_LEDGER_KEY_FILE"])
+            if env.get("BWC_LEDGER_KEY_FILE")
+            else None,
+            ledger_witnesses=tuple(
+                w.strip() for w in env.get("BWC_LEDGER_WITNESSES", "").split(",") if w.strip()
+            ),
+            ledger_witness_quorum=_int(
+                env.get("BWC_LEDGER_WITNESS_QUORUM", "1"), "BWC_LEDGER_WITNESS_QUORUM", minimum=1
+            ),
+            checkpoint_seconds=_number(
+                env.get("BWC_CHECKPOINT_SECONDS", "1"), "BWC_CHECKPOINT_SECONDS"
+            ),
+            ledger_audit_minutes=_number(
+                env.get("BWC_LEDGER_AUDIT_MINUTES", "60"), "BWC_LEDGER_AUDIT_MINUTES"
+            ),
+            ledger_read_token=env.get("BWC_LEDGER_READ_TOKEN") or None,
         )
         settings.check()
         return settings
@@ -204,6 +278,8 @@ class Settings:
             raise ConfigError("BWC_KEY_PROVIDER must be `local` or `aws-kms:KEY_ID`")
         if not (self.storage_url.startswith("file://") or self.storage_url.startswith("s3://")):
             raise ConfigError("BWC_STORAGE_URL must start with file:// or s3://")
+        if self.ledger_witnesses and self.ledger_witness_quorum > len(self.ledger_witnesses):
+            raise ConfigError("BWC_LEDGER_WITNESS_QUORUM is larger than the number of witnesses")
         if self.production:
             problems = self.production_problems()
             if problems:

@@ -34,7 +34,10 @@ def _respond(code: int, title: str, advice: str) -> ResponseReturnValue:
 def _http_error(exc: HTTPException) -> ResponseReturnValue:
     rollback_db()
     code = exc.code or 500
-    return _respond(code, exc.name, _ADVICE.get(code, exc.description or ""))
+    advice = _ADVICE.get(code, exc.description or "")
+    if request.path.startswith("/api/") and exc.description != type(exc).description:
+        advice = exc.description or advice  # a specific reason given with abort()
+    return _respond(code, exc.name, advice)
 
 
 def _csrf_error(exc: CSRFError) -> ResponseReturnValue:

@@ -12,7 +12,7 @@ from sqlalchemy import JSON, BigInteger, ForeignKey, Index, String, UniqueConstr
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from audit.adapters import ledger_sql
-from audit.events import AuditEvent, details_commitment, new_salt
+from audit.events import AuditEvent, EventType, details_commitment, new_salt
 from evidence.adapters.sql.base import Base, UTCDateTime
 
 
@@ -75,3 +75,41 @@ def event_at(session: Session, log_id: int, index: int) -> AuditEventRow | None:
             AuditEventRow.ledger_log_id == log_id, AuditEventRow.ledger_index == index
         )
     ).first()
+
+
+def backfill_unlogged(session: Session, origin_prefix: str, now: datetime) -> int:
+    """Append audit events recorded before the ledger existed, oldest first.
+
+    Each gets a fresh salt and commitment (earlier rows had an unsalted one). Returns
+    how many were appended. Also gives districts created before the ledger their log."""
+    from evidence.adapters.sql.org import District
+
+    for district in session.scalars(select(District).order_by(District.id)):
+        ledger_sql.ensure_log(
+            session, None, ledger_sql.origin_for(origin_prefix, ledger_sql.SERVICE_LOG), now
+        )
+        ledger_sql.ensure_log(
+            session, district.id, ledger_sql.origin_for(origin_prefix, district.code), now
+        )
+    rows = session.scalars(
+        select(AuditEventRow)
+        .where(AuditEventRow.ledger_index.is_(None))
+        .order_by(AuditEventRow.occurred_at, AuditEventRow.id)
+    ).all()
+    for row in rows:
+        event = AuditEvent(
+            type=EventType(row.type),
+            occurred_at=row.occurred_at,
+            district_id=row.district_id,
+            actor=row.actor,
+            subject=row.subject,
+            details=dict(row.details),
+            id=row.id,
+        )
+        salt = new_salt()
+        commitment = details_commitment(event.details, salt)
+        log = ledger_sql.log_of(session, event.district_id)
+        row.ledger_index = ledger_sql.append(session, log.id, event, commitment, now)
+        row.ledger_log_id, row.details_salt, row.details_sha256 = log.id, salt, commitment
+    session.flush()
+    return len(rows)

@@ -21,7 +21,9 @@ pytestmark = pytest.mark.browser
 @pytest.fixture
 def served(tmp_path: Path, live_server: Callable[[Flask], str]) -> tuple[str, World]:
     url = f"sqlite:///{tmp_path}/bwc.sqlite3"
-    settings = Settings(data_dir=tmp_path, database_url=url, secret_key="k" * 48)
+    settings = Settings(
+        data_dir=tmp_path, database_url=url, secret_key="k" * 48, checkpoint_seconds=0
+    )
     upgrade(url)
     world = seed(settings)
     return live_server(create_app(settings)), world

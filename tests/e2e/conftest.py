@@ -96,6 +96,7 @@ def world(db_url: str, tmp_path: Path) -> World:
         data_dir=tmp_path,
         database_url=db_url,
         secret_key="test-secret-key-" + "x" * 32,
+        checkpoint_seconds=0,
         lockout_threshold=3,
         address_threshold=50,
     )

@@ -124,6 +124,7 @@ def test_every_post_route_needs_a_csrf_token(client: FlaskClient, world: World, 
         "/login",
         "/login/code",
         "/login/enrol",
+        "/ledger/audit",
     ]
     # Every form-handling endpoint of the app is in the list above.
     adapter = app.url_map.bind("localhost")
