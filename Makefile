@@ -1,5 +1,8 @@
 # BWC Evidence: `make run` and `make test` do all set-up on a fresh machine.
 SHELL := /bin/bash
+# pipefail: a failing pip or pytest must fail its recipe even when piped through a filter.
+.SHELLFLAGS := -eu -o pipefail -c
+.DELETE_ON_ERROR:
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -33,5 +36,7 @@ lint: venv
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
+# Keeps var/ (local data from `make run`).
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info .test-env
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis *.egg-info .test-env
+	find . -path ./var -prune -o -type d -name __pycache__ -prune -exec rm -rf {} +

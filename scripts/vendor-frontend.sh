@@ -14,6 +14,8 @@ cp "$work/package/css/pico.min.css" "$dest/pico.min.css"
 cp "$work/package/LICENSE.md" "$dest/LICENSE.md"
 cat > "$dest/VENDORED.md" <<NOTE
 @picocss/pico ${PICO_VERSION} from the npm registry (MIT licence, see LICENSE.md).
-Files: css/pico.min.css. Reproduce with: scripts/vendor-frontend.sh
+Files: css/pico.min.css (the default build, not classless) and LICENSE.md.
+Fetched with: npm pack @picocss/pico@${PICO_VERSION} (extracted in a temporary directory).
+Reproduce with: scripts/vendor-frontend.sh (PICO_VERSION=x.y.z to change the version).
 NOTE
 echo "vendored @picocss/pico ${PICO_VERSION} into $dest"

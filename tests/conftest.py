@@ -6,16 +6,17 @@ missing; elsewhere it is skipped with the reason. `make test` provisions all thr
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import socket
 import threading
-import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 from urllib.parse import urlsplit
 
 import psycopg
 import pytest
+from psycopg import sql
 from sqlalchemy.engine import make_url
 from werkzeug.serving import make_server
 
@@ -67,15 +68,18 @@ class _PgDatabases:
         self.admin_url = admin_url
 
     def create(self) -> str:
-        name = f"bwc_test_{uuid.uuid4().hex[:12]}"
+        name = f"bwc_test_{secrets.token_hex(6)}"
         with psycopg.connect(_libpq(self.admin_url), autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{name}"')
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
         return make_url(self.admin_url).set(database=name).render_as_string(hide_password=False)
 
     def drop(self, url: str) -> None:
         name = make_url(url).database
+        assert name and name.startswith("bwc_test_"), f"refusing to drop {name!r}"
         with psycopg.connect(_libpq(self.admin_url), autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            conn.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )
 
 
 @pytest.fixture(scope="session")
@@ -83,16 +87,27 @@ def pg_databases(pg_admin_url: str) -> _PgDatabases:
     return _PgDatabases(pg_admin_url)
 
 
+@pytest.fixture(scope="session")
+def pg_url(pg_databases: _PgDatabases) -> Iterator[str]:
+    """A PostgreSQL database of this run's own, shared by its tests, dropped at the end."""
+    url = pg_databases.create()
+    yield url
+    pg_databases.drop(url)
+
+
 @pytest.fixture
 def fresh_pg_url(pg_databases: _PgDatabases) -> Iterator[str]:
-    """A fresh PostgreSQL database for one test."""
+    """A fresh PostgreSQL database for one test (migration tests start from empty)."""
     url = pg_databases.create()
     yield url
     pg_databases.drop(url)
 
 
 @pytest.fixture(
-    params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)],
+    params=[
+        pytest.param("sqlite", id="sqlite"),
+        pytest.param("postgresql", id="postgresql", marks=pytest.mark.postgres),
+    ],
 )
 def db_url(request: pytest.FixtureRequest, tmp_path: Any) -> str:
     """An empty database URL, once on SQLite and once on PostgreSQL."""
@@ -146,7 +161,7 @@ def browser(chromium_path: str) -> Iterator[Any]:
 
 @pytest.fixture
 def page(browser: Any) -> Iterator[Any]:
-    context = browser.new_context()
+    context = browser.new_context(ignore_https_errors=False)
     context.set_default_timeout(15_000)
     page = context.new_page()
     yield page
@@ -176,7 +191,26 @@ def live_server() -> Iterator[Callable[[Any], str]]:
 
 # --- A run that executes nothing must not pass ----------------------------------------
 
+# Tests whose body ran (passed, failed or xfailed); skips and deselections don't count.
+_executed = 0
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    global _executed
+    if report.when == "call" and (not report.skipped or hasattr(report, "wasxfail")):
+        _executed += 1
+
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    if in_ci() and session.testscollected == 0:
+    """In CI, a run that collected nothing or skipped everything fails (pytest's own
+    exit 5 covers only the first; a CI with every service missing would be all skips)."""
+    if not in_ci() or session.config.option.collectonly or exitstatus != pytest.ExitCode.OK:
+        return
+    if _executed == 0:
         session.exitstatus = pytest.ExitCode.NO_TESTS_COLLECTED
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    quiet_run = exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.NO_TESTS_COLLECTED)
+    if in_ci() and quiet_run and not config.option.collectonly and _executed == 0:
+        terminalreporter.write_sep("=", "CI=true: no test was executed; the run fails", red=True)
