@@ -126,7 +126,7 @@ def witness_once(
             )
         if new.size == old.size and new.root_hash != old.root_hash:
             raise WitnessRefusal(f"history rewritten: two different roots at size {new.size}")
-        if new.size > old.size:
+        if new.size > old.size and old.size > 0:  # every tree extends the empty one
             proof_url = (
                 base
                 + "/proof/consistency?"

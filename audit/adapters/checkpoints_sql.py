@@ -213,10 +213,13 @@ def accept_cosignatures(
         )
         if exists is not None:
             continue
+        # A witness may be configured by its 0x01 vkey; its cosignatures carry the
+        # key id of the same key as type 0x04.
+        cosigning_id = offline_verify.as_cosignature_key(witness).key_id
         line = next(
             sig.line
             for sig in note.signatures
-            if sig.name == witness.name and sig.key_id == witness.key_id
+            if sig.name == witness.name and sig.key_id == cosigning_id
         )
         session.add(
             LedgerCosignature(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 
-from sqlalchemy import func, insert, select, tuple_, update
+from sqlalchemy import BigInteger, Integer, and_, column, func, insert, select, update, values
 from sqlalchemy.orm import Session
 
 from audit import merkle
@@ -109,9 +109,20 @@ def append(
 
     Runs in the caller's transaction: the leaf commits or rolls back with the change
     it records."""
+    return append_once(session, log_id, event, details_sha256, now)[0]
+
+
+def append_once(
+    session: Session,
+    log_id: int,
+    event: AuditEvent,
+    details_sha256: str,
+    now: datetime | None = None,
+) -> tuple[int, bool]:
+    """Like append; also says whether the leaf is new (False: the event was logged before)."""
     already = existing_index(session, event.id)
     if already is not None:
-        return already
+        return already, False
     log = _lock(session, log_id)
     chain = None
     head = None
@@ -154,19 +165,34 @@ def append(
     log.size = index + 1
     log.frontier = merkle.pack(frontier)
     session.flush()
-    return index
+    return index, True
 
 
 def node_fetcher(session: Session, log_id: int) -> merkle.NodeFetcher:
+    """Fetch stored subtree nodes by (level, index) in batches.
+
+    The wanted ids are joined in as a VALUES list so that every one is a primary-key
+    lookup; SQLite would otherwise scan the log's nodes for a row-value IN list."""
+
     def fetch(ids: Iterable[merkle.NodeId]) -> Mapping[merkle.NodeId, bytes]:
         wanted = list(ids)
         found: dict[merkle.NodeId, bytes] = {}
-        for start in range(0, len(wanted), 500):
-            chunk = wanted[start : start + 500]
+        for start in range(0, len(wanted), 400):
+            chunk = wanted[start : start + 400]
+            w = (
+                values(column("level", Integer), column("idx", BigInteger), name="wanted")
+                .data(chunk)
+                .cte("wanted")
+            )
             rows = session.execute(
-                select(LedgerNode.level, LedgerNode.idx, LedgerNode.hash).where(
-                    LedgerNode.log_id == log_id,
-                    tuple_(LedgerNode.level, LedgerNode.idx).in_(chunk),
+                select(LedgerNode.level, LedgerNode.idx, LedgerNode.hash).join_from(
+                    w,
+                    LedgerNode,
+                    and_(
+                        LedgerNode.log_id == log_id,
+                        LedgerNode.level == w.c.level,
+                        LedgerNode.idx == w.c.idx,
+                    ),
                 )
             )
             found.update({(int(lv), int(ix)): bytes(h) for lv, ix, h in rows})

@@ -45,12 +45,14 @@ class SqlEventRecorder:
         self._session = session
 
     def record(self, event: AuditEvent) -> str:
-        if self._session.get(AuditEventRow, event.id) is not None:
-            return event.id  # exactly once: the same event id is recorded once
         salt = new_salt()
         commitment = details_commitment(event.details, salt)
         log = ledger_sql.log_of(self._session, event.district_id)
-        index = ledger_sql.append(self._session, log.id, event, commitment, event.occurred_at)
+        index, new = ledger_sql.append_once(
+            self._session, log.id, event, commitment, event.occurred_at
+        )
+        if not new:
+            return event.id  # exactly once: the event and its row were stored before
         self._session.add(
             AuditEventRow(
                 id=event.id,

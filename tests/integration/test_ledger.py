@@ -265,3 +265,25 @@ def test_leaf_rows_point_at_their_audit_events(session: Session, district: Distr
     row = session.get(AuditEventRow, e.id)
     leaf = session.scalars(select(LedgerLeaf).where(LedgerLeaf.event_id == e.id)).one()
     assert row is not None and row.ledger_index == leaf.idx
+
+
+def test_witness_configured_by_its_ed25519_vkey_is_accepted_too(
+    database: Database, session: Session, district: District, tmp_path: Path
+) -> None:
+    witness = notes.new_signing_key()
+    vkey = notes.verifier_key("clerk.example", witness.public_key())  # type 0x01
+    settings = Settings(
+        data_dir=tmp_path, database_url=database.url, secret_key="k" * 40, ledger_witnesses=(vkey,)
+    )
+    assert settings.ledger_key_file is not None
+    create_signer_file(settings.ledger_key_file, "bwc-evidence.local")
+    service = LedgerService(database, settings)
+    log_id = district_log(session, district)
+    service.checkpoint(log_id)
+    cp = ledger_sql.latest_checkpoint(session, log_id)
+    assert cp is not None
+    line = notes.cosign(cp.note, "clerk.example", witness, 1_800_000_000)
+    stored = checkpoints_sql.accept_cosignatures(
+        session, notes.add_signatures(cp.note, [line]), service.witnesses
+    )
+    assert stored == ["clerk.example"]

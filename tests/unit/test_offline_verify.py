@@ -1,166 +1,86 @@
-"""The standalone verifier against published vectors, random trees, and its command line."""
+"""The standalone verifier: random trees, strict parsing, custody chains and the CLI."""
 
 from __future__ import annotations
 
 import ast
 import base64
+import functools
+import hashlib
 import json
+import shutil
+import subprocess
 import sys
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pytest
-from cryptography.hazmat.primitives.serialization import load_der_public_key
-from hypothesis import given, settings
+import rfc8785
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from audit import notes
 from audit import offline_verify as ov
 
-from .test_merkle import mth, path, subproof
-
-VECTORS = Path(__file__).resolve().parents[1] / "vectors"
-PROBES = VECTORS / "transparency-dev-merkle" / "testdata"
-# The one transparency-dev probe a strict verifier disagrees with: equal sizes of 1 with
-# 12-byte "roots". We reject non-32-byte hashes before any arithmetic (vectors README).
-NON_32_BYTE_POLICY = {"consistency/additional/sizes-are-equal-one-and-proof-is-empty.json"}
-
-
-def _b64list(value: list[str] | None) -> list[bytes]:
-    return [base64.b64decode(x) for x in value or []]
-
-
-def _probe_files(kind: str) -> list[Path]:
-    files = sorted((PROBES / kind).rglob("*.json"))
-    assert files, f"no {kind} probes found under {PROBES}"
-    return files
-
-
-@pytest.mark.parametrize(
-    "probe", _probe_files("inclusion"), ids=lambda p: str(p.relative_to(PROBES))
+PROPERTY = settings(max_examples=60, deadline=None, database=None)
+FUZZ = settings(
+    max_examples=300, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow]
 )
-def test_transparency_dev_inclusion_probes(probe: Path) -> None:
-    case = json.loads(probe.read_text())
 
-    def run() -> None:
-        ov.verify_inclusion(
-            base64.b64decode(case["leafHash"] or ""),
-            case["leafIdx"],
-            case["treeSize"],
-            _b64list(case["proof"]),
-            base64.b64decode(case["root"] or ""),
-        )
-
-    if case["wantErr"]:
-        with pytest.raises(ov.VerificationError):
-            run()
-    else:
-        run()
+# --- A reference tree written straight from RFC 9162 §2.1.1 (MTH), §2.1.3.1 (PATH) and
+# §2.1.4.1 (PROOF, SUBPROOF). D[lo:hi] is a range of leaf hashes, MTH({d}) = leaf hash.
 
 
-@pytest.mark.parametrize(
-    "probe", _probe_files("consistency"), ids=lambda p: str(p.relative_to(PROBES))
-)
-def test_transparency_dev_consistency_probes(probe: Path) -> None:
-    case = json.loads(probe.read_text())
-    name = str(probe.relative_to(PROBES))
-
-    def run() -> None:
-        ov.verify_consistency(
-            case["size1"],
-            case["size2"],
-            _b64list(case["proof"]),
-            base64.b64decode(case["root1"] or ""),
-            base64.b64decode(case["root2"] or ""),
-        )
-
-    if case["wantErr"] or name in NON_32_BYTE_POLICY:
-        if name in NON_32_BYTE_POLICY:
-            assert not case["wantErr"]  # the documented disagreement, and only that one
-        with pytest.raises(ov.VerificationError):
-            run()
-    else:
-        run()
+def _k(n: int) -> int:
+    """The largest power of two smaller than n (n > 1)."""
+    return 1 << ((n - 1).bit_length() - 1)
 
 
-def test_reference_tree_roots_and_proofs() -> None:
-    data = json.loads((VECTORS / "rfc6962-reference-tree.json").read_text())
-    leaves = [bytes.fromhex(x) for x in data["leaf_inputs_hex"]]
-    hashes = [ov.leaf_hash(x) for x in leaves]
-    for size, root in enumerate(data["root_hashes_by_size"]):
-        assert ov.merkle_root(hashes[:size]).hex() == root
-    for case in data["inclusion_proofs"]:
-        ov.verify_inclusion(
-            hashes[case["index"]],
-            case["index"],
-            case["tree_size"],
-            [bytes.fromhex(h) for h in case["proof"]],
-            bytes.fromhex(data["root_hashes_by_size"][case["tree_size"]]),
-        )
-    for case in data["consistency_proofs"]:
-        if case["size1"] == 0:
-            continue
-        roots = data["root_hashes_by_size"]
-        ov.verify_consistency(
-            case["size1"],
-            case["size2"],
-            [bytes.fromhex(h) for h in case["proof"]],
-            bytes.fromhex(roots[case["size1"]]),
-            bytes.fromhex(roots[case["size2"]]),
-        )
+class RfcTree:
+    def __init__(self, leaf_hashes: Sequence[bytes]) -> None:
+        self.d = list(leaf_hashes)
+        self.mth: Callable[[int, int], bytes] = functools.cache(self._mth)
+
+    def _mth(self, lo: int, hi: int) -> bytes:
+        n = hi - lo
+        if n == 0:
+            return hashlib.sha256(b"").digest()
+        if n == 1:
+            return self.d[lo]
+        k = _k(n)
+        return hashlib.sha256(b"\x01" + self.mth(lo, lo + k) + self.mth(lo + k, hi)).digest()
+
+    def path(self, m: int, lo: int, hi: int) -> list[bytes]:
+        n = hi - lo
+        if n == 1:
+            return []
+        k = _k(n)
+        if m < k:
+            return [*self.path(m, lo, lo + k), self.mth(lo + k, hi)]
+        return [*self.path(m - k, lo + k, hi), self.mth(lo, lo + k)]
+
+    def subproof(self, m: int, lo: int, hi: int, b: bool) -> list[bytes]:
+        n = hi - lo
+        if m == n:
+            return [] if b else [self.mth(lo, hi)]
+        k = _k(n)
+        if m <= k:
+            return [*self.subproof(m, lo, lo + k, b), self.mth(lo + k, hi)]
+        return [*self.subproof(m - k, lo + k, hi, False), self.mth(lo, lo + k)]
 
 
-def test_c2sp_signed_note_example() -> None:
-    data = json.loads((VECTORS / "c2sp-signed-note-example.json").read_text())
-    key = ov.parse_verifier_key(data["vkey"])
-    assert ov.verify_note(data["signed_note"], key).body == "This is an example message.\n"
-    tampered = data["signed_note"].replace("example", "exemplary", 1)
-    with pytest.raises(ov.VerificationError):
-        ov.verify_note(tampered, key)
+def rfc_path(m: int, leaf_hashes: Sequence[bytes]) -> list[bytes]:
+    """PATH(m, D_n): the inclusion proof of leaf m."""
+    return RfcTree(leaf_hashes).path(m, 0, len(leaf_hashes))
 
 
-def test_armored_witness_cosignatures() -> None:
-    data = json.loads((VECTORS / "armored-witness-cosignature-example.json").read_text())
-    note = data["checkpoint_note"]
-    for witness in data["witnesses"]:
-        key = ov.parse_verifier_key(witness["vkey_type01"])
-        assert ov.as_cosignature_key(key).key_id.hex() == witness["cosignature_key_id_hex"]
-        assert ov.verify_cosignature(note, key) == witness["expected_timestamp"]
-    flipped = note.replace("\n611\n", "\n612\n")
-    with pytest.raises(ov.VerificationError):
-        ov.verify_cosignature(flipped, ov.parse_verifier_key(data["witnesses"][0]["vkey_type01"]))
+def rfc_proof(m: int, leaf_hashes: Sequence[bytes]) -> list[bytes]:
+    """PROOF(m, D_n) = SUBPROOF(m, D_n, true): the consistency proof from size m."""
+    return RfcTree(leaf_hashes).subproof(m, 0, len(leaf_hashes), True)
 
 
-def test_real_rekor_v2_entry_verifies() -> None:
-    bundle = json.loads(
-        (VECTORS / "sigstore-python" / "staging-rekor-v2.txt.sigstore.json").read_text()
-    )
-    entry = bundle["verificationMaterial"]["tlogEntries"][0]
-    trusted = json.loads((VECTORS / "sigstore-python" / "sigstage-trusted_root.json").read_text())
-    log = next(t for t in trusted["tlogs"] if t["logId"]["keyId"] == entry["logId"]["keyId"])
-    raw = load_der_public_key(base64.b64decode(log["publicKey"]["rawBytes"])).public_bytes_raw()
-    note = entry["inclusionProof"]["checkpoint"]["envelope"]
-    origin = note.split("\n", 1)[0]
-    vkey = (
-        f"{origin}+{ov.key_id(origin, ov.ED25519, raw).hex()}+"
-        + base64.b64encode(b"\x01" + raw).decode()
-    )
-    checkpoint = ov.verify_checkpoint(note, ov.parse_verifier_key(vkey))
-    leaf = base64.b64decode(entry["canonicalizedBody"])
-    proof = entry["inclusionProof"]
-    ov.verify_inclusion(
-        ov.leaf_hash(leaf),
-        int(proof["logIndex"]),
-        checkpoint.size,
-        _b64list(proof["hashes"]),
-        checkpoint.root_hash,
-    )
-
-
-# --- Properties over random trees -----------------------------------------------------------
-
-
-def _tree(n: int) -> list[bytes]:
-    return [ov.leaf_hash(f"entry {i}".encode()) for i in range(n)]
+def _leaves(n: int, salt: bytes = b"") -> list[bytes]:
+    # Distinct leaves: with two equal leaves, proofs for swapped indices coincide.
+    return [b"leaf %d " % i + salt for i in range(n)]
 
 
 def _flip(h: bytes, bit: int) -> bytes:
@@ -169,113 +89,394 @@ def _flip(h: bytes, bit: int) -> bytes:
     return bytes(b)
 
 
-@settings(max_examples=300, deadline=None)
-@given(st.integers(1, 300), st.data())
-def test_every_inclusion_proof_verifies_and_any_change_fails(n: int, data: st.DataObject) -> None:
-    hashes = _tree(n)
-    root = mth(hashes)
-    m = data.draw(st.integers(0, n - 1))
-    proof = path(m, hashes)
-    ov.verify_inclusion(hashes[m], m, n, proof, root)
-    bit = data.draw(st.integers(0, 255))
-    bad = [
-        lambda: ov.verify_inclusion(_flip(hashes[m], bit), m, n, proof, root),
-        lambda: ov.verify_inclusion(hashes[m], m, n, proof, _flip(root, bit)),
-        lambda: ov.verify_inclusion(hashes[m], m, n, [*proof, root], root),
-        # A size is only meaningful with its root: the claim "in the tree of size n+1
-        # with that tree's root" must fail for the size-n proof.
-        lambda: ov.verify_inclusion(hashes[m], m, n + 1, proof, mth(_tree(n + 1))),
-    ]
-    if proof:
-        i = data.draw(st.integers(0, len(proof) - 1))
-        bad.append(
-            lambda: ov.verify_inclusion(
-                hashes[m], m, n, [*proof[:i], _flip(proof[i], bit), *proof[i + 1 :]], root
-            )
-        )
-        bad.append(lambda: ov.verify_inclusion(hashes[m], m, n, proof[:-1], root))
-    if n > 1:
-        other = data.draw(st.integers(0, n - 1).filter(lambda x: x != m))
-        bad.append(lambda: ov.verify_inclusion(hashes[m], other, n, proof, root))
-    for attempt in bad:
+def _fails(*attempts: Callable[[], None]) -> None:
+    for attempt in attempts:
         with pytest.raises(ov.VerificationError):
             attempt()
 
 
-@settings(max_examples=300, deadline=None)
+# --- Random trees -------------------------------------------------------------------------
+
+
+@PROPERTY
+@given(st.integers(1, 300), st.binary(max_size=8))
+def test_every_proof_of_a_random_tree_verifies(n: int, salt: bytes) -> None:
+    hashes = [ov.leaf_hash(x) for x in _leaves(n, salt)]
+    tree = RfcTree(hashes)
+    root = tree.mth(0, n)
+    assert ov.merkle_root(hashes) == root
+    for m in range(n):
+        ov.verify_inclusion(hashes[m], m, n, tree.path(m, 0, n), root)
+    for m in range(1, n + 1):
+        assert ov.merkle_root(hashes[:m]) == tree.mth(0, m)
+        ov.verify_consistency(m, n, tree.subproof(m, 0, n, True), tree.mth(0, m), root)
+
+
+@PROPERTY
+@given(st.integers(1, 300), st.data())
+def test_any_change_to_an_inclusion_proof_fails(n: int, data: st.DataObject) -> None:
+    hashes = [ov.leaf_hash(x) for x in _leaves(301)]
+    tree = RfcTree(hashes)
+    m = data.draw(st.integers(0, n - 1), label="index")
+    proof, root, leaf = tree.path(m, 0, n), tree.mth(0, n), hashes[m]
+    ov.verify_inclusion(leaf, m, n, proof, root)
+    bit = data.draw(st.integers(0, 255), label="bit")
+    other_size = data.draw(st.integers(1, 301).filter(lambda s: s != n), label="other size")
+    junk = data.draw(st.binary(min_size=32, max_size=32), label="junk hash")
+    _fails(
+        lambda: ov.verify_inclusion(_flip(leaf, bit), m, n, proof, root),
+        lambda: ov.verify_inclusion(leaf, m, n, proof, _flip(root, bit)),
+        lambda: ov.verify_inclusion(leaf, m, n, [*proof, junk], root),
+        lambda: ov.verify_inclusion(leaf, m, n, [junk, *proof], root),
+        lambda: ov.verify_inclusion(leaf, m, n, [*proof, root], root),
+        # Another size with that size's own root (see the test on sizes below).
+        lambda: ov.verify_inclusion(leaf, m, other_size, proof, tree.mth(0, other_size)),
+    )
+    if proof:
+        i = data.draw(st.integers(0, len(proof) - 1), label="proof position")
+        flipped = [*proof[:i], _flip(proof[i], bit), *proof[i + 1 :]]
+        _fails(
+            lambda: ov.verify_inclusion(leaf, m, n, flipped, root),
+            lambda: ov.verify_inclusion(leaf, m, n, proof[:-1], root),
+            lambda: ov.verify_inclusion(leaf, m, n, proof[1:], root),
+        )
+    if n > 1:
+        other = data.draw(st.integers(0, n - 1).filter(lambda x: x != m), label="other index")
+        _fails(
+            lambda: ov.verify_inclusion(leaf, other, n, proof, root),
+            lambda: ov.verify_inclusion(hashes[other], m, n, proof, root),
+        )
+
+
+@PROPERTY
 @given(st.integers(2, 300), st.data())
-def test_every_consistency_proof_verifies_and_any_change_fails(n: int, data: st.DataObject) -> None:
-    hashes = _tree(n)
-    m = data.draw(st.integers(1, n - 1))
-    proof = subproof(m, hashes, True)
-    old, new = mth(hashes[:m]), mth(hashes)
+def test_any_change_to_a_consistency_proof_fails(n: int, data: st.DataObject) -> None:
+    hashes = [ov.leaf_hash(x) for x in _leaves(301)]
+    tree = RfcTree(hashes)
+    m = data.draw(st.integers(1, n - 1), label="first size")
+    proof, old, new = tree.subproof(m, 0, n, True), tree.mth(0, m), tree.mth(0, n)
     ov.verify_consistency(m, n, proof, old, new)
-    bit = data.draw(st.integers(0, 255))
-    i = data.draw(st.integers(0, len(proof) - 1))
-    bad = [
+    bit = data.draw(st.integers(0, 255), label="bit")
+    i = data.draw(st.integers(0, len(proof) - 1), label="proof position")
+    m2 = data.draw(st.integers(1, n).filter(lambda s: s != m), label="other first size")
+    n2 = data.draw(st.integers(m, 301).filter(lambda s: s != n), label="other second size")
+    junk = data.draw(st.binary(min_size=32, max_size=32), label="junk hash")
+    flipped = [*proof[:i], _flip(proof[i], bit), *proof[i + 1 :]]
+    _fails(
         lambda: ov.verify_consistency(m, n, proof, _flip(old, bit), new),
         lambda: ov.verify_consistency(m, n, proof, old, _flip(new, bit)),
-        lambda: ov.verify_consistency(
-            m, n, [*proof[:i], _flip(proof[i], bit), *proof[i + 1 :]], old, new
-        ),
-        lambda: ov.verify_consistency(m, n, [*proof, old], old, new),
+        lambda: ov.verify_consistency(m, n, flipped, old, new),
+        lambda: ov.verify_consistency(m, n, [*proof, junk], old, new),
+        lambda: ov.verify_consistency(m, n, [junk, *proof], old, new),
         lambda: ov.verify_consistency(m, n, proof[:-1], old, new),
-        lambda: ov.verify_consistency(m, n + 1, proof, old, mth(_tree(n + 1))),
-    ]
-    if m > 1:
-        bad.append(lambda: ov.verify_consistency(m - 1, n, proof, mth(hashes[: m - 1]), new))
-    for attempt in bad:
-        with pytest.raises(ov.VerificationError):
-            attempt()
+        lambda: ov.verify_consistency(m, n, proof[1:], old, new),
+        lambda: ov.verify_consistency(m, n, proof, new, old),
+        lambda: ov.verify_consistency(m2, n, proof, tree.mth(0, m2), new),
+        lambda: ov.verify_consistency(m, n2, proof, old, tree.mth(0, n2)),
+        lambda: ov.verify_consistency(n, m, proof, new, old),
+    )
 
 
-# --- Notes, checkpoints, cosignatures, tlog-proofs -------------------------------------------
-
-
-def _signed(origin: str = "log.example/d1", size: int = 3) -> tuple[str, ov.VerifierKey, bytes]:
-    key = notes.new_signing_key()
-    root = mth(_tree(size))
-    note = notes.sign_note(notes.format_checkpoint(origin, size, root), origin, key)
-    return note, ov.parse_verifier_key(notes.verifier_key(origin, key.public_key())), root
-
-
-def test_checkpoint_round_trip_and_wrong_key() -> None:
-    note, key, root = _signed()
-    checkpoint = ov.verify_checkpoint(note, key)
-    assert (checkpoint.origin, checkpoint.size, checkpoint.root_hash) == ("log.example/d1", 3, root)
-    _, other, _ = _signed()
+def test_an_inclusion_proof_alone_does_not_fix_the_tree_size() -> None:
+    # RFC 9162 inclusion proofs bind the leaf, index and root, not the size: the proof of
+    # leaf 0 in a 5-leaf tree also "verifies" as if the tree had 6 leaves with the same
+    # root. The size must come from the signed checkpoint, which is what
+    # verify_tlog_proof and the CLI do.
+    hashes = [ov.leaf_hash(x) for x in _leaves(6)]
+    proof, root5 = rfc_path(0, hashes[:5]), ov.merkle_root(hashes[:5])
+    ov.verify_inclusion(hashes[0], 0, 5, proof, root5)
+    ov.verify_inclusion(hashes[0], 0, 6, proof, root5)
     with pytest.raises(ov.VerificationError):
-        ov.verify_checkpoint(note, other)
-    with pytest.raises(ov.VerificationError):
-        ov.verify_checkpoint(note.replace("\n3\n", "\n4\n"), key)
+        ov.verify_inclusion(hashes[0], 0, 6, proof, ov.merkle_root(hashes))
 
 
 @pytest.mark.parametrize(
-    "text",
+    ("index", "size", "message"),
     [
-        "",
-        "no blank line\n",
-        "body\n\nnot a signature\n",
-        "body\n\n— name\n",
-        "body\n\n— name !!notbase64!!\n",
-        "x" * 70000,
-        "body\r\n\r\n— a AAAAAAA=\n",
-        "\n\n— name AAAAAAAA\n",
+        (0, 0, "outside a tree of size 0"),
+        (3, 3, "outside a tree of size 3"),
+        (-1, 3, "non-negative integer"),
+        (True, 3, "non-negative integer"),
+        (0.0, 3, "non-negative integer"),
     ],
 )
-def test_malformed_notes_are_refused_cleanly(text: str) -> None:
+def test_inclusion_refuses_impossible_positions(index: object, size: object, message: str) -> None:
+    h = ov.leaf_hash(b"x")
+    with pytest.raises(ov.VerificationError, match=message):
+        ov.verify_inclusion(h, index, size, [], h)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("bad", [b"", b"\x00" * 31, b"\x00" * 33, "0" * 64, bytearray(32)])
+def test_every_hash_must_be_32_bytes(bad: object) -> None:
+    good = ov.leaf_hash(b"x")
+    _fails(
+        lambda: ov.verify_inclusion(bad, 0, 1, [], good),  # type: ignore[arg-type]
+        lambda: ov.verify_inclusion(good, 0, 1, [], bad),  # type: ignore[arg-type]
+        lambda: ov.verify_inclusion(good, 0, 2, [bad], good),  # type: ignore[list-item]
+        lambda: ov.verify_consistency(1, 1, [], bad, bad),  # type: ignore[arg-type]
+        lambda: ov.verify_consistency(1, 2, [bad], good, good),  # type: ignore[list-item]
+        lambda: ov.merkle_root([bad]),  # type: ignore[list-item]
+    )
+
+
+def test_consistency_edge_sizes() -> None:
+    h = ov.leaf_hash(b"x")
+    ov.verify_consistency(3, 3, [], h, h)
+    _fails(
+        lambda: ov.verify_consistency(0, 0, [], h, h),
+        lambda: ov.verify_consistency(0, 3, [], ov.EMPTY_TREE_ROOT, h),
+        lambda: ov.verify_consistency(3, 2, [h], h, h),
+        lambda: ov.verify_consistency(3, 3, [h], h, h),
+        lambda: ov.verify_consistency(1, 2, [], h, h),
+    )
+
+
+# --- Proof JSON ----------------------------------------------------------------------------
+
+
+def test_proof_json_is_read_strictly() -> None:
+    h = "ab" * 32
+    assert ov.inclusion_proof_from_json({"leaf_index": 1, "tree_size": 2, "hashes": [h]}) == (
+        ov.InclusionProof(1, 2, [bytes.fromhex(h)])
+    )
+    assert ov.consistency_proof_from_json({"first": 2, "second": 2, "hashes": []}) == (
+        ov.ConsistencyProof(2, 2, [])
+    )
+
+
+@pytest.mark.parametrize(
+    "obj",
+    [
+        None,
+        [],
+        "{}",
+        {"leaf_index": 0, "tree_size": 1},
+        {"leaf_index": 0, "tree_size": 1, "hashes": [], "root": ""},
+        {"leaf_index": 1, "tree_size": 1, "hashes": []},
+        {"leaf_index": -1, "tree_size": 1, "hashes": []},
+        {"leaf_index": True, "tree_size": 2, "hashes": []},
+        {"leaf_index": 0.0, "tree_size": 1, "hashes": []},
+        {"leaf_index": "0", "tree_size": 1, "hashes": []},
+        {"leaf_index": 0, "tree_size": 2**63, "hashes": []},
+        {"leaf_index": 0, "tree_size": 2, "hashes": ["AB" * 32]},
+        {"leaf_index": 0, "tree_size": 2, "hashes": ["ab" * 31]},
+        {"leaf_index": 0, "tree_size": 2, "hashes": ["zz" * 32]},
+        {"leaf_index": 0, "tree_size": 2, "hashes": [" " + "ab" * 32]},
+        {"leaf_index": 0, "tree_size": 2, "hashes": "ab" * 32},
+        {"leaf_index": 0, "tree_size": 2, "hashes": [None]},
+        {"leaf_index": 0, "tree_size": 2, "hashes": ["ab" * 32] * 65},
+    ],
+)
+def test_malformed_inclusion_proof_json_is_refused(obj: object) -> None:
     with pytest.raises(ov.VerificationError):
+        ov.inclusion_proof_from_json(obj)
+
+
+@pytest.mark.parametrize(
+    "obj",
+    [
+        {"first": 3, "second": 2, "hashes": []},
+        {"first": 1, "second": 2},
+        {"first": 1, "second": 2, "hashes": [], "extra": 1},
+        {"first": False, "second": 2, "hashes": []},
+        {"first": 1, "second": 2, "hashes": ["ab" * 33]},
+    ],
+)
+def test_malformed_consistency_proof_json_is_refused(obj: object) -> None:
+    with pytest.raises(ov.VerificationError):
+        ov.consistency_proof_from_json(obj)
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=70),
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.dictionaries(
+            st.sampled_from(["leaf_index", "tree_size", "hashes", "first", "second", "x"]), inner
+        )
+    ),
+    max_leaves=12,
+)
+
+
+@FUZZ
+@given(_JSON)
+def test_proof_json_readers_raise_only_verification_errors(obj: object) -> None:
+    for reader in (ov.inclusion_proof_from_json, ov.consistency_proof_from_json):
+        try:
+            reader(obj)
+        except ov.VerificationError:
+            pass
+
+
+# --- Signed notes, keys, checkpoints and tlog-proofs: strict parsing --------------------------
+
+
+def _key(name: str = "log.example/d1") -> tuple[ov.VerifierKey, notes.Ed25519PrivateKey]:
+    private = notes.new_signing_key()
+    return ov.parse_verifier_key(notes.verifier_key(name, private.public_key())), private
+
+
+def _checkpoint_note(size: int = 3, name: str = "log.example/d1") -> tuple[str, ov.VerifierKey]:
+    key, private = _key(name)
+    root = ov.merkle_root([ov.leaf_hash(x) for x in _leaves(size)])
+    return notes.sign_note(notes.format_checkpoint(name, size, root), name, private), key
+
+
+def test_note_text_may_hold_empty_lines_and_splits_at_the_last_one() -> None:
+    # The example in c2sp.org/signed-note: a poem with an empty line in its text.
+    sig = (
+        "NnugSzTjtVAewIS+Z/iJhUPeFDkO/5QQ2i5ddnGITLlC+EhfLW9oJKONrMouFSQU0x"
+        "McXxj99ihAQwaqP3ZekRwNtIc="
+    )
+    text = (
+        "Ognuno sta solo sul cuor della terra\ntrafitto da un raggio di sole:\n\n"
+        "ed è subito sera.\n\n"
+        f"— quasimodo.example/salvatore {sig}\n"
+    )
+    note = ov.parse_note(text)
+    assert note.body.endswith(":\n\ned è subito sera.\n")
+    assert [(s.name, s.key_id.hex()) for s in note.signatures] == [
+        ("quasimodo.example/salvatore", "367ba04b")
+    ]
+
+
+SIG = base64.b64encode(b"\x01\x02\x03\x04" + b"s" * 64).decode()
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("", "blank line"),
+        ("no blank line\n— a " + SIG + "\n", "blank line"),
+        ("body\n\n", "end with signature lines"),
+        ("body\n\n— a " + SIG, "end with signature lines"),
+        ("body\n\n- a " + SIG + "\n", "em dash"),
+        ("body\n\n\u2013 a " + SIG + "\n", "em dash"),
+        ("body\n\n—a " + SIG + "\n", "em dash"),
+        ("body\n\n— a\n", "signature line is"),
+        ("body\n\n—  " + SIG + "\n", "signature line is"),
+        ("body\n\n— a+b " + SIG + "\n", "signature line is"),
+        ("body\n\n— a\u00a0b " + SIG + "\n", "signature line is"),
+        ("body\n\n— a " + SIG + " extra\n", "base64"),
+        ("body\n\n— a !!notbase64!!\n", "base64"),
+        ("body\n\n— a AQIDBA==\n", "at least one byte"),
+        ("body\n\n— a AQIDBAU\n", "base64"),
+        ("body\n\n— a AQIDBAV=\n", "canonical"),
+        ("body\r\n\r\n— a " + SIG + "\r\n", "CRLF"),
+        ("bo\x00dy\n\n— a " + SIG + "\n", "control character"),
+        ("body\n\n" + ("— a " + SIG + "\n") * 101, "at most 100"),
+        ("x" * 1_000_001, "at most"),
+        ("body \ud800\n\n— a " + SIG + "\n", "UTF-8"),
+    ],
+)
+def test_malformed_notes_are_refused_with_verification_errors(text: str, message: str) -> None:
+    with pytest.raises(ov.VerificationError, match=message):
         ov.parse_note(text)
+
+
+def test_note_parsing_accepts_sixteen_and_a_hundred_signatures() -> None:
+    for count in (16, 100):
+        assert len(ov.parse_note("body\n\n" + ("— a " + SIG + "\n") * count).signatures) == count
+
+
+_ANY_TEXT = st.text(max_size=300) | st.text(
+    st.characters(categories=["Cs", "Cc", "L", "N", "P", "S", "Z"]), max_size=60
+)  # Cs: lone surrogates, which no UTF-8 encoder accepts
+
+
+@FUZZ
+@given(_ANY_TEXT)
+def test_parsers_raise_only_verification_errors_on_any_text(text: str) -> None:
+    for parse in (ov.parse_note, ov.parse_checkpoint, ov.parse_tlog_proof, ov.parse_verifier_key):
+        try:
+            parse(text)
+        except ov.VerificationError:
+            pass
+
+
+@FUZZ
+@given(st.data())
+def test_parsers_raise_only_verification_errors_on_damaged_real_input(
+    data: st.DataObject,
+) -> None:
+    note, key = _checkpoint_note()
+    hashes = [ov.leaf_hash(x) for x in _leaves(3)]
+    proof = notes.format_tlog_proof(1, rfc_path(1, hashes), note, extra=b"x")
+    for text in (note, proof):
+        i = data.draw(st.integers(0, len(text)))
+        j = data.draw(st.integers(i, min(len(text), i + 4)))
+        damaged = text[:i] + data.draw(st.text(max_size=3)) + text[j:]
+        for check, args in (
+            (ov.verify_checkpoint, (damaged, key)),
+            (ov.verify_cosignature, (damaged, key)),
+            (ov.verify_tlog_proof, (damaged, _leaves(3)[1], key)),
+        ):
+            try:
+                check(*args)  # type: ignore[operator]
+            except ov.VerificationError:
+                pass
+
+
+def test_unknown_signatures_are_ignored_and_a_bad_known_one_rejects_the_note() -> None:
+    note, key = _checkpoint_note()
+    body, line = note.split("\n\n")
+    stranger = "— stranger.example " + SIG + "\n"
+    same_name_other_id = f"— {key.name} " + SIG + "\n"
+    assert ov.verify_note(body + "\n\n" + stranger + line + same_name_other_id, key).body == (
+        body + "\n"
+    )
+    bad = bytearray(base64.b64decode(line.split(" ")[2]))
+    bad[-1] ^= 1
+    forged = f"— {key.name} {base64.b64encode(bytes(bad)).decode()}\n"
+    for text in (body + "\n\n" + forged, body + "\n\n" + line + forged):
+        with pytest.raises(ov.VerificationError, match="does not verify"):
+            ov.verify_note(text, key)
+    with pytest.raises(ov.VerificationError, match="no signature"):
+        ov.verify_note(body + "\n\n" + stranger, key)
+
+
+def test_notes_are_verified_with_type_01_keys_only() -> None:
+    note, key = _checkpoint_note()
+    witness = ov.as_cosignature_key(key)
+    assert witness.key_type == ov.COSIGNATURE_V1 and witness.key_id != key.key_id
+    with pytest.raises(ov.VerificationError, match="type 0x01"):
+        ov.verify_note(note, witness)
+
+
+def _vkey(name: str, blob: bytes, key_id: bytes | None = None) -> str:
+    kid = key_id if key_id is not None else ov.key_id(name, blob[0], blob[1:])
+    return f"{name}+{kid.hex()}+{base64.b64encode(blob).decode()}"
+
+
+def test_verifier_keys_are_parsed_and_checked() -> None:
+    raw = notes.new_signing_key().public_key().public_bytes_raw()
+    key = ov.parse_verifier_key(_vkey("log.example", b"\x01" + raw) + "\n")
+    assert (key.name, key.key_type, key.public_key_bytes) == ("log.example", 1, raw)
+    upper = _vkey("log.example", b"\x01" + raw).replace(key.key_id.hex(), key.key_id.hex().upper())
+    assert ov.parse_verifier_key(upper) == key
+    assert ov.parse_verifier_key(_vkey("w.example", b"\x04" + raw)).key_type == 4
 
 
 @pytest.mark.parametrize(
     "vkey",
     [
         "",
-        "a+b",
-        "name+zzzzzzzz+AQ==",
-        "name+00000000+" + base64.b64encode(b"\x01" + b"k" * 32).decode(),
-        "na me+00000000+AQ==",
+        "log.example",
+        "log.example+530d903a",
+        "+530d903a+" + base64.b64encode(b"\x01" + b"k" * 32).decode(),
+        "log example+530d903a+" + base64.b64encode(b"\x01" + b"k" * 32).decode(),
+        "log.example+530d903+" + base64.b64encode(b"\x01" + b"k" * 32).decode(),
+        "log.example+0x530d90+" + base64.b64encode(b"\x01" + b"k" * 32).decode(),
+        "log.example+00000000+" + base64.b64encode(b"\x01" + b"k" * 32).decode(),
+        _vkey("log.example", b"\x02" + b"k" * 32),
+        _vkey("log.example", b"\x01" + b"k" * 31),
+        _vkey("log.example", b"\x01" + b"k" * 33),
+        _vkey("log.example", b"\x01"),
+        "log.example+530d903a+",
+        "log.example+530d903a+!!!",
+        "x" * 1001,
+        _vkey("log\ud800", b"\x01" + b"k" * 32, b"\x00" * 4),
     ],
 )
 def test_malformed_verifier_keys_are_refused(vkey: str) -> None:
@@ -283,204 +484,589 @@ def test_malformed_verifier_keys_are_refused(vkey: str) -> None:
         ov.parse_verifier_key(vkey)
 
 
-def test_cosignature_round_trip() -> None:
-    note, _, _ = _signed()
-    witness = notes.new_signing_key()
-    line = notes.cosign(note, "witness.example", witness, 1_700_000_000)
-    cosigned = notes.add_signatures(note, [line])
-    key = ov.parse_verifier_key(
-        notes.cosignature_verifier_key("witness.example", witness.public_key())
+ROOT = base64.b64encode(b"r" * 32).decode()
+
+
+def test_checkpoints_are_parsed() -> None:
+    cp = ov.parse_checkpoint(f"example.com/log\n0\n{ROOT}\n")
+    assert cp == ov.Checkpoint("example.com/log", 0, b"r" * 32, [])
+    cp = ov.parse_checkpoint(f"an origin with spaces\n{2**63 - 1}\n{ROOT}\next 1\next 2\n")
+    assert (cp.origin, cp.size, cp.extensions) == (
+        "an origin with spaces",
+        2**63 - 1,
+        ["ext 1", "ext 2"],
     )
-    assert ov.verify_cosignature(cosigned, key) == 1_700_000_000
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        f"example.com/log\n1\n{ROOT}",
+        f"example.com/log\n1\n{ROOT}\n\n",
+        f"example.com/log\n1\n{ROOT}\n\next\n",
+        f"\n1\n{ROOT}\n",
+        "example.com/log\n1\n",
+        f"example.com/log\n01\n{ROOT}\n",
+        f"example.com/log\n-1\n{ROOT}\n",
+        f"example.com/log\n+1\n{ROOT}\n",
+        f"example.com/log\n 1\n{ROOT}\n",
+        f"example.com/log\n\uff11\n{ROOT}\n",
+        f"example.com/log\n{2**63}\n{ROOT}\n",
+        f"example.com/log\n1\n{base64.b64encode(b'r' * 31).decode()}\n",
+        f"example.com/log\n1\n{ROOT[:-2]}J=\n",  # the same bytes, non-zero pad bits
+        f"example.com/log\n1\n{ROOT.rstrip('=')}\n",
+        f"example.com/log\r\n1\r\n{ROOT}\r\n",
+    ],
+)
+def test_malformed_checkpoints_are_refused(body: str) -> None:
     with pytest.raises(ov.VerificationError):
-        ov.verify_cosignature(note, key)  # not cosigned
-    assert notes.add_signatures(cosigned, [line]) == cosigned  # no duplicate lines
+        ov.parse_checkpoint(body)
 
 
-def test_private_keys_round_trip_and_are_checked() -> None:
-    key = notes.new_signing_key()
-    text = notes.dump_private_key(key, "log.example")
-    assert text.startswith("PRIVATE+KEY+log.example+")
-    again = notes.load_private_key(text)
-    assert again.public_key().public_bytes_raw() == key.public_key().public_bytes_raw()
+def test_checkpoint_origin_must_be_the_log_keys_name() -> None:
+    key, private = _key("log.example/d1")
+    body = notes.format_checkpoint("log.example/d2", 1, b"r" * 32)
+    note = body + "\n" + notes.signature_line(key.name, key.key_id, private.sign(body.encode()))
+    assert ov.verify_note(note, key).body == body
+    with pytest.raises(ov.VerificationError, match="origin"):
+        ov.verify_checkpoint(note, key)
+
+
+def test_cosignatures_are_checked_strictly() -> None:
+    note, _ = _checkpoint_note()
+    witness = notes.new_signing_key()
+    wkey = ov.parse_verifier_key(notes.cosignature_verifier_key("w.example", witness.public_key()))
+    body = ov.parse_note(note).body
+
+    def line(timestamp: int, signed: int | None = None, extra: bytes = b"") -> str:
+        message = ov.cosignature_message(body, timestamp if signed is None else signed)
+        sig = timestamp.to_bytes(8, "big") + witness.sign(message) + extra
+        return notes.signature_line("w.example", wkey.key_id, sig)
+
+    assert ov.verify_cosignature(note + line(2**63 - 1), wkey) == 2**63 - 1
+    assert ov.verify_cosignature(note + line(0), wkey) == 0
+    _fails(
+        lambda: ov.verify_cosignature(note + line(2**63), wkey),
+        lambda: ov.verify_cosignature(note + line(5, signed=6), wkey),
+        lambda: ov.verify_cosignature(note + line(5) + line(6, signed=7), wkey),
+        lambda: ov.verify_cosignature(note, wkey),
+    )
+    with pytest.raises(ov.VerificationError, match="not a timestamp and an Ed25519 signature"):
+        ov.verify_cosignature(note + line(5, extra=b"!"), wkey)
+    not_a_checkpoint = "hello\n\n" + notes.signature_line("w.example", wkey.key_id, SIG.encode())
+    with pytest.raises(ov.VerificationError, match="checkpoint"):
+        ov.verify_cosignature(not_a_checkpoint, wkey)
+
+
+def test_cosignature_message_is_the_spec_layout() -> None:
+    body = "example.com/behind-the-sofa\n20852163\nCsUYapGGPo4dkMgIAUqom/Xajj7h2fB2MPA3j2jxq2I=\n"
+    assert ov.cosignature_message(body, 1679315147) == (
+        b"cosignature/v1\ntime 1679315147\n" + body.encode()
+    )
+
+
+def _tlog(index: str = "index 1", extra: str = "", hashes: Sequence[str] = ()) -> str:
+    note, _ = _checkpoint_note()
+    head = ["c2sp.org/tlog-proof@v1", *([extra] if extra else []), index, *hashes]
+    return "\n".join(head) + "\n\n" + note
+
+
+H = base64.b64encode(b"h" * 32).decode()
+
+
+def test_tlog_proofs_are_parsed() -> None:
+    proof = ov.parse_tlog_proof(_tlog("index 0", "extra " + base64.b64encode(b"x").decode(), [H]))
+    assert (proof.extra, proof.index, proof.hashes) == (b"x", 0, [b"h" * 32])
+    assert ov.parse_tlog_proof(_tlog("index 12")).extra is None
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        _tlog().replace("c2sp.org/tlog-proof@v1", "c2sp.org/tlog-proof@v2"),
+        _tlog().replace("c2sp.org/tlog-proof@v1\n", ""),
+        _tlog("index 01"),
+        _tlog("index two"),
+        _tlog("index -1"),
+        _tlog("index"),
+        _tlog("Index 1"),
+        _tlog(f"index {2**63}"),
+        _tlog(extra="extra !!"),
+        _tlog(extra="extra"),
+        _tlog(hashes=[base64.b64encode(b"h" * 31).decode()]),
+        _tlog(hashes=[H + " "]),
+        _tlog(hashes=[H] * 65),
+        _tlog().replace("index 1\n", "index 1\nextra eA==\n"),
+        "c2sp.org/tlog-proof@v1\nindex 1\n" + H + "\n",
+        "c2sp.org/tlog-proof@v1\nindex 1\n\nnot a note\n",
+        "c2sp.org/tlog-proof@v1\nindex 1\n\nhello\n\n— a " + SIG + "\n",
+    ],
+)
+def test_malformed_tlog_proofs_are_refused(text: str) -> None:
     with pytest.raises(ov.VerificationError):
-        notes.load_private_key(text.replace("log.example", "other.example"))
+        ov.parse_tlog_proof(text)
 
 
-def test_tlog_proof_round_trip() -> None:
-    hashes = _tree(5)
-    key = notes.new_signing_key()
-    origin = "log.example/d1"
-    note = notes.sign_note(notes.format_checkpoint(origin, 5, mth(hashes)), origin, key)
-    vkey = ov.parse_verifier_key(notes.verifier_key(origin, key.public_key()))
-    leaf = b"entry 2"
-    text = notes.format_tlog_proof(2, path(2, hashes), note, extra=b"bwc")
-    parsed = ov.parse_tlog_proof(text)
-    assert (parsed.index, parsed.extra) == (2, b"bwc")
-    assert ov.verify_tlog_proof(text, leaf, vkey).size == 5
-    with pytest.raises(ov.VerificationError):
-        ov.verify_tlog_proof(text, b"entry 3", vkey)
-    with pytest.raises(ov.VerificationError):
-        ov.parse_tlog_proof(text.replace("index 2", "index two"))
+# --- Custody chains ------------------------------------------------------------------------
+
+ITEM = "11111111-2222-3333-4444-555555555555"
+OTHER = "99999999-2222-3333-4444-555555555555"
 
 
-def _chain(evidence_id: str, n: int) -> list[bytes]:
-    leaves, prev = [], None
+def _event(item: str, seq: int, prev: bytes | None, **extra: object) -> bytes:
+    event: dict[str, object] = {"evidence_id": item, "seq": seq, "type": "evidence.viewed"}
+    if prev is not None:
+        event["prev"] = ov.leaf_hash(prev).hex()
+    event.update(extra)
+    return bytes(rfc8785.dumps(event))
+
+
+def _chain(item: str, n: int) -> list[bytes]:
+    leaves: list[bytes] = []
     for seq in range(1, n + 1):
-        event = {"evidence_id": evidence_id, "seq": seq, "type": "evidence.viewed"}
-        if prev:
-            event["prev"] = prev
-        leaf = json.dumps(event, sort_keys=True, separators=(",", ":")).encode()
-        leaves.append(leaf)
-        prev = ov.leaf_hash(leaf).hex()
+        leaves.append(_event(item, seq, leaves[-1] if leaves else None))
     return leaves
 
 
-def test_item_chain_complete_and_broken() -> None:
-    item = "11111111-2222-3333-4444-555555555555"
-    leaves = _chain(item, 4)
-    noise = b'{"type":"auth.logout"}'
-    assert ov.check_item_chain([leaves[0], noise, *leaves[1:]], item) == 4
-    with pytest.raises(ov.VerificationError, match="expected event seq 3"):
-        ov.check_item_chain([leaves[0], leaves[1], leaves[3]], item)
-    forged = json.dumps(
-        {
-            "evidence_id": item,
-            "prev": ov.leaf_hash(leaves[0]).hex(),
-            "seq": 3,
-            "type": "evidence.viewed",
-        },
-        sort_keys=True,
-        separators=(",", ":"),
-    )
+def _interleave(*chains: list[bytes]) -> list[bytes]:
+    out: list[bytes] = [b'{"type":"auth.logout"}']
+    for i, group in enumerate(zip(*chains, strict=True)):
+        out += [*group, b'{"id":%d,"type":"system.start"}' % i]
+    return out
+
+
+def test_a_complete_chain_among_other_events_verifies() -> None:
+    leaves = _interleave(_chain(ITEM, 5), _chain(OTHER, 5))
+    assert ov.check_item_chain(leaves, ITEM) == 5
+    assert ov.check_item_chain(leaves, OTHER) == 5
+    assert ov.check_item_chain(_chain(ITEM, 1), ITEM) == 1
+
+
+def test_chain_problems_are_named() -> None:
+    a = _chain(ITEM, 4)
+    cases = [
+        ("expected seq 3, but the event skips to 4", [a[0], a[1], a[3]]),
+        ("expected seq 3, but the event repeats 2", [a[0], a[1], a[1]]),
+        ("expected seq 1, but the event skips to 2", a[1:]),
+        ("seq 3 does not link", [a[0], a[1], _event(ITEM, 3, a[0])]),
+        ("seq 1 must not have a prev", [_event(ITEM, 1, b"x")]),
+        ("no integer seq", [a[0], _event(ITEM, True, a[0])]),
+        ("no integer seq", [a[0], _event(ITEM, "2", a[0])]),  # type: ignore[arg-type]
+        ("position 2 is not UTF-8 JSON", [a[0], b"\xff", a[1]]),
+        ("position 2 is not UTF-8 JSON", [a[0], b"{", a[1]]),
+        ("repeats a JSON key", [a[0], a[1][:-1] + b',"seq":2}']),
+        ("not JSON", [b'{"seq":NaN}']),
+        ("no events", [b'{"type":"auth.logout"}', b"[1,2]", b'"text"']),
+    ]
+    for message, leaves in cases:
+        with pytest.raises(ov.VerificationError, match=message):
+            ov.check_item_chain(leaves, ITEM)
+
+
+def test_chain_links_are_to_the_exact_leaf_bytes() -> None:
+    a = _chain(ITEM, 2)
+    respaced = a[0].replace(b",", b", ")  # the same JSON, other bytes
     with pytest.raises(ov.VerificationError, match="does not link"):
-        ov.check_item_chain([leaves[0], leaves[1], forged.encode()], item)
-    with pytest.raises(ov.VerificationError, match="no events"):
-        ov.check_item_chain([noise], item)
+        ov.check_item_chain([respaced, a[1]], ITEM)
+    upper = json.loads(a[1])
+    upper["prev"] = upper["prev"].upper()
+    with pytest.raises(ov.VerificationError, match="does not link"):
+        ov.check_item_chain([a[0], bytes(rfc8785.dumps(upper))], ITEM)
 
 
-# --- Command line ------------------------------------------------------------------------------
+@FUZZ
+@given(st.lists(st.binary(max_size=40), max_size=5))
+def test_chain_check_raises_only_verification_errors(leaves: list[bytes]) -> None:
+    try:
+        ov.check_item_chain(leaves, ITEM)
+    except ov.VerificationError:
+        pass
 
 
-def test_cli_checks_checkpoint_inclusion_consistency_and_chain(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+# --- Command line --------------------------------------------------------------------------
+
+
+class Log:
+    """A small signed log on disk: leaves, checkpoints, proofs, a witness, key files."""
+
+    def __init__(self, tmp: Path) -> None:
+        self.tmp = tmp
+        self.origin = "log.example/d1"
+        self.leaves = _interleave(_chain(ITEM, 3), _chain(OTHER, 3))  # 10 leaves
+        self.hashes = [ov.leaf_hash(x) for x in self.leaves]
+        self.tree = RfcTree(self.hashes)
+        key = notes.new_signing_key()
+        witness, idle = notes.new_signing_key(), notes.new_signing_key()
+        self.old = self.sign(key, 4)
+        self.new = self.sign(key, len(self.leaves))
+        line = notes.cosign(self.new, "oversight.example", witness, 1_767_225_600)
+        self.new = notes.add_signatures(self.new, [line])
+        self.write(
+            "keys",
+            "\n".join(
+                [
+                    notes.verifier_key(self.origin, key.public_key()),
+                    "# witnesses",
+                    notes.cosignature_verifier_key("oversight.example", witness.public_key()),
+                    notes.verifier_key("clerk.example", idle.public_key()),
+                ]
+            )
+            + "\n",
+        )
+        self.write("old.checkpoint", self.old)
+        self.write("new.checkpoint", self.new)
+        self.write("leaf", self.leaves[6])
+        self.write("inclusion.json", json.dumps(self.inclusion(6)))
+        self.write("consistency.json", json.dumps(self.consistency(4, len(self.leaves))))
+        self.write("proof.tlog-proof", notes.format_tlog_proof(6, self.path(6), self.new))
+        self.write("leaves.jsonl", b"\n".join(self.leaves) + b"\n")
+
+    def sign(self, key: notes.Ed25519PrivateKey, size: int) -> str:
+        body = notes.format_checkpoint(self.origin, size, self.tree.mth(0, size))
+        return notes.sign_note(body, self.origin, key)
+
+    def path(self, index: int) -> list[bytes]:
+        return self.tree.path(index, 0, len(self.leaves))
+
+    def inclusion(self, index: int) -> dict[str, object]:
+        return notes.inclusion_proof_to_json(index, len(self.leaves), self.path(index))
+
+    def consistency(self, m: int, n: int) -> dict[str, object]:
+        return notes.consistency_proof_to_json(m, n, self.tree.subproof(m, 0, n, True))
+
+    def write(self, name: str, content: str | bytes) -> str:
+        path = self.tmp / name
+        if isinstance(content, bytes):
+            path.write_bytes(content)
+        else:
+            path.write_text(content, encoding="utf-8")
+        return str(path)
+
+    def __truediv__(self, name: str) -> str:
+        return str(self.tmp / name)
+
+
+@pytest.fixture
+def log(tmp_path: Path) -> Log:
+    return Log(tmp_path)
+
+
+def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = ov.main(list(argv))
+    out, err = capsys.readouterr()
+    assert "Traceback" not in out + err
+    return code, out, err
+
+
+def _fails_with_one_line(capsys: pytest.CaptureFixture[str], *argv: str) -> str:
+    code, out, err = _run(capsys, *argv)
+    assert code == 1, (out, err)
+    assert err.startswith("FAILED: ") and err.count("\n") == 1, err
+    return err
+
+
+def test_cli_checkpoint_reports_signature_and_cosignatures(
+    log: Log, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    hashes_leaves = [f"entry {i}".encode() for i in range(9)]
-    hashes = [ov.leaf_hash(x) for x in hashes_leaves]
-    key = notes.new_signing_key()
-    origin = "log.example/d1"
-    old = notes.sign_note(notes.format_checkpoint(origin, 4, mth(hashes[:4])), origin, key)
-    new = notes.sign_note(notes.format_checkpoint(origin, 9, mth(hashes)), origin, key)
-    (tmp_path / "key").write_text(notes.verifier_key(origin, key.public_key()) + "\n")
-    (tmp_path / "old").write_text(old)
-    (tmp_path / "new").write_text(new)
-    (tmp_path / "leaf").write_bytes(hashes_leaves[6])
-    (tmp_path / "inclusion.json").write_text(
-        json.dumps(notes.inclusion_proof_json(6, 9, path(6, hashes)))
-    )
-    (tmp_path / "consistency.json").write_text(
-        json.dumps(notes.consistency_proof_json(4, 9, subproof(4, hashes, True)))
-    )
-    (tmp_path / "proof.tlog-proof").write_text(notes.format_tlog_proof(6, path(6, hashes), new))
-    k = str(tmp_path / "key")
-    assert ov.main(["checkpoint", "--key", k, str(tmp_path / "new")]) == 0
-    assert (
-        ov.main(
-            [
-                "inclusion",
-                "--key",
-                k,
-                "--leaf",
-                str(tmp_path / "leaf"),
-                "--checkpoint",
-                str(tmp_path / "new"),
-                "--proof",
-                str(tmp_path / "inclusion.json"),
-            ]
-        )
-        == 0
-    )
-    assert (
-        ov.main(
-            [
-                "inclusion",
-                "--key",
-                k,
-                "--leaf",
-                str(tmp_path / "leaf"),
-                "--tlog-proof",
-                str(tmp_path / "proof.tlog-proof"),
-            ]
-        )
-        == 0
-    )
-    assert (
-        ov.main(
-            [
-                "consistency",
-                "--key",
-                k,
-                "--proof",
-                str(tmp_path / "consistency.json"),
-                str(tmp_path / "old"),
-                str(tmp_path / "new"),
-            ]
-        )
-        == 0
-    )
-    item = "11111111-2222-3333-4444-555555555555"
-    (tmp_path / "chain").write_text(
-        "\n".join(base64.b64encode(x).decode() for x in _chain(item, 3)) + "\n"
-    )
-    assert ov.main(["chain", "--evidence-id", item, str(tmp_path / "chain")]) == 0
-    assert capsys.readouterr().out.count("ok:") == 5
+    code, out, err = _run(capsys, "checkpoint", "--key", log / "keys", log / "new.checkpoint")
+    assert (code, err) == (0, "")
+    assert "ok: checkpoint of log.example/d1 at tree size 10 is signed by the log key" in out
+    assert "ok: cosigned by witness oversight.example at 2026-01-01T00:00:00Z (1767225600)" in out
+    assert "note: no cosignature by witness clerk.example" in out
 
-    (tmp_path / "leaf").write_bytes(b"entry 7")
-    assert (
-        ov.main(
-            [
-                "inclusion",
-                "--key",
-                k,
-                "--leaf",
-                str(tmp_path / "leaf"),
-                "--checkpoint",
-                str(tmp_path / "new"),
-                "--proof",
-                str(tmp_path / "inclusion.json"),
-            ]
-        )
-        == 1
+
+def test_cli_inclusion_with_json_and_with_tlog_proof(
+    log: Log, capsys: pytest.CaptureFixture[str]
+) -> None:
+    common = ["inclusion", "--key", log / "keys", "--leaf", log / "leaf"]
+    for how in (
+        ["--checkpoint", log / "new.checkpoint", "--proof", log / "inclusion.json"],
+        ["--tlog-proof", log / "proof.tlog-proof"],
+        ["--tlog-proof", log / "proof.tlog-proof", "--checkpoint", log / "new.checkpoint"],
+    ):
+        code, out, err = _run(capsys, *common, *how)
+        assert (code, err) == (0, ""), err
+        assert f"is entry 6 of {log.origin} at tree size 10" in out
+
+
+def test_cli_consistency_and_chain(log: Log, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = _run(
+        capsys,
+        "consistency",
+        "--key",
+        log / "keys",
+        "--proof",
+        log / "consistency.json",
+        log / "old.checkpoint",
+        log / "new.checkpoint",
     )
-    assert (
-        ov.main(
-            [
-                "consistency",
-                "--key",
-                k,
-                "--proof",
-                str(tmp_path / "consistency.json"),
-                str(tmp_path / "new"),
-                str(tmp_path / "old"),
-            ]
-        )
-        == 1
+    assert code == 0 and "the tree of size 10 extends the tree of size 4" in out
+    code, out, _ = _run(capsys, "chain", "--evidence-id", ITEM, log / "leaves.jsonl")
+    assert code == 0 and "unbroken custody chain of 3 events" in out and "note:" in out
+    code, out, _ = _run(
+        capsys,
+        "chain",
+        "--evidence-id",
+        OTHER,
+        "--key",
+        log / "keys",
+        "--checkpoint",
+        log / "new.checkpoint",
+        log / "leaves.jsonl",
     )
-    err = capsys.readouterr().err
-    assert err.count("FAILED:") == 2 and "Traceback" not in err
-    assert ov.main(["checkpoint", "--key", k, str(tmp_path / "missing")]) == 2
-    assert ov.main(["bundle", str(tmp_path)]) == 2
+    assert code == 0 and "complete up to that checkpoint" in out
+
+
+def test_cli_consistency_from_an_empty_tree(log: Log, capsys: pytest.CaptureFixture[str]) -> None:
+    key = notes.new_signing_key()
+    log.write("keys", notes.verifier_key(log.origin, key.public_key()) + "\n")
+    log.write("empty.checkpoint", log.sign(key, 0))
+    log.write("new.checkpoint", log.sign(key, 10))
+    log.write("c.json", json.dumps(notes.consistency_proof_to_json(0, 10, [])))
+    argv = ["consistency", "--key", log / "keys", "--proof", log / "c.json"]
+    assert _run(capsys, *argv, log / "empty.checkpoint", log / "new.checkpoint")[0] == 0
+
+
+def test_cli_refuses_tampered_evidence_in_one_line(
+    log: Log, capsys: pytest.CaptureFixture[str]
+) -> None:
+    keys, new, old = log / "keys", log / "new.checkpoint", log / "old.checkpoint"
+    inclusion = ["inclusion", "--key", keys, "--leaf", log / "leaf", "--checkpoint", new]
+
+    log.write("other-leaf", log.leaves[7])
+    err = _fails_with_one_line(
+        capsys,
+        "inclusion",
+        "--key",
+        keys,
+        "--leaf",
+        log / "other-leaf",
+        "--checkpoint",
+        new,
+        "--proof",
+        log / "inclusion.json",
+    )
+    assert "does not lead from leaf 6" in err
+
+    log.write("leaf-nl", log.leaves[6] + b"\n")
+    err = _fails_with_one_line(
+        capsys,
+        "inclusion",
+        "--key",
+        keys,
+        "--leaf",
+        log / "leaf-nl",
+        "--checkpoint",
+        new,
+        "--proof",
+        log / "inclusion.json",
+    )
+    assert "ends with a newline" in err
+
+    bad = log.inclusion(6)
+    bad["hashes"] = [("0" if h[0] != "0" else "1") + h[1:] for h in bad["hashes"]]  # type: ignore[attr-defined]
+    log.write("bad.json", json.dumps(bad))
+    _fails_with_one_line(capsys, *inclusion, "--proof", log / "bad.json")
+    log.write("other-size.json", json.dumps(notes.inclusion_proof_to_json(6, 9, log.path(6))))
+    assert "tree size 9" in _fails_with_one_line(
+        capsys, *inclusion, "--proof", log / "other-size.json"
+    )
+    log.write("not.json", "{")
+    assert "is not JSON" in _fails_with_one_line(capsys, *inclusion, "--proof", log / "not.json")
+
+    log.write("changed.checkpoint", log.new.replace("\n10\n", "\n11\n", 1))
+    err = _fails_with_one_line(capsys, "checkpoint", "--key", keys, log / "changed.checkpoint")
+    assert "does not verify" in err
+    log.write("crlf.checkpoint", log.new.replace("\n", "\r\n"))
+    assert "CRLF" in _fails_with_one_line(
+        capsys, "checkpoint", "--key", keys, log / "crlf.checkpoint"
+    )
+
+    witness_line = log.new.splitlines()[-1]
+    blob = bytearray(base64.b64decode(witness_line.split(" ")[2]))
+    blob[-1] ^= 0x80
+    forged = log.new.replace(
+        witness_line,
+        witness_line.split(" ")[0] + " oversight.example " + base64.b64encode(bytes(blob)).decode(),
+    )
+    log.write("forged.checkpoint", forged)
+    err = _fails_with_one_line(capsys, "checkpoint", "--key", keys, log / "forged.checkpoint")
+    assert "cosignature by 'oversight.example' does not verify" in err
+
+    tlog = notes.format_tlog_proof(6, log.path(6), log.new).replace("index 6", "index 7")
+    log.write("moved.tlog-proof", tlog)
+    _fails_with_one_line(
+        capsys,
+        "inclusion",
+        "--key",
+        keys,
+        "--leaf",
+        log / "leaf",
+        "--tlog-proof",
+        log / "moved.tlog-proof",
+    )
+    err = _fails_with_one_line(
+        capsys,
+        "inclusion",
+        "--key",
+        keys,
+        "--leaf",
+        log / "leaf",
+        "--tlog-proof",
+        log / "proof.tlog-proof",
+        "--checkpoint",
+        old,
+    )
+    assert "is not the --checkpoint given" in err
+
+    consistency = ["consistency", "--key", keys, "--proof", log / "consistency.json"]
+    assert "sizes 10 and 4" in _fails_with_one_line(capsys, *consistency, new, old)
+    log.write("c.json", json.dumps(log.consistency(5, 10)))
+    _fails_with_one_line(capsys, "consistency", "--key", keys, "--proof", log / "c.json", old, new)
+
+
+def test_cli_chain_failures(log: Log, capsys: pytest.CaptureFixture[str]) -> None:
+    leaves = log.leaves
+    log.write("gap.jsonl", b"\n".join(leaves[:3] + leaves[5:]) + b"\n")
+    err = _fails_with_one_line(capsys, "chain", "--evidence-id", ITEM, log / "gap.jsonl")
+    assert "expected seq 2, but the event skips to 3" in err
+    log.write("crlf.jsonl", b"\r\n".join(leaves) + b"\r\n")
+    err = _fails_with_one_line(capsys, "chain", "--evidence-id", ITEM, log / "crlf.jsonl")
+    assert "carriage return" in err
+    log.write("blank.jsonl", b"\n".join([leaves[0], b"", leaves[1]]))
+    assert "line 2 is empty" in _fails_with_one_line(
+        capsys, "chain", "--evidence-id", ITEM, log / "blank.jsonl"
+    )
+    # An unbroken chain, but the file is not the whole log the checkpoint commits to.
+    log.write("short.jsonl", b"\n".join(leaves[:-1]) + b"\n")
+    err = _fails_with_one_line(
+        capsys,
+        "chain",
+        "--evidence-id",
+        ITEM,
+        "--key",
+        log / "keys",
+        "--checkpoint",
+        log / "new.checkpoint",
+        log / "short.jsonl",
+    )
+    assert "the file holds 9 leaves, the checkpoint's tree has 10" in err
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        [],
+        ["checkpoint"],
+        ["checkpoint", "--key", "{tmp}/missing", "{tmp}/new.checkpoint"],
+        ["checkpoint", "--key", "{tmp}/keys", "{tmp}/missing"],
+        ["checkpoint", "--key", "{tmp}/new.checkpoint", "{tmp}/new.checkpoint"],
+        [
+            "inclusion",
+            "--key",
+            "{tmp}/keys",
+            "--leaf",
+            "{tmp}/leaf",
+            "--proof",
+            "{tmp}/inclusion.json",
+        ],
+        [
+            "inclusion",
+            "--key",
+            "{tmp}/keys",
+            "--leaf",
+            "{tmp}/leaf",
+            "--checkpoint",
+            "{tmp}/new.checkpoint",
+            "--proof",
+            "{tmp}/inclusion.json",
+            "--tlog-proof",
+            "{tmp}/p",
+        ],
+        [
+            "inclusion",
+            "--key",
+            "{tmp}/keys",
+            "--leaf",
+            "{tmp}/missing",
+            "--tlog-proof",
+            "{tmp}/proof.tlog-proof",
+        ],
+        ["chain", "--evidence-id", ITEM, "--key", "{tmp}/keys", "{tmp}/leaves.jsonl"],
+        ["chain", "--evidence-id", ITEM, "{tmp}"],
+        ["frobnicate", "--now"],
+        ["--frobnicate"],
+    ],
+)
+def test_cli_usage_and_file_errors_exit_2(
+    log: Log, capsys: pytest.CaptureFixture[str], argv: list[str]
+) -> None:
+    code, out, err = _run(capsys, *[a.format(tmp=log.tmp) for a in argv])
+    assert code == 2 and out == "" and err
+
+
+def test_cli_key_file_needs_the_log_key_first(log: Log, capsys: pytest.CaptureFixture[str]) -> None:
+    witness_first = "\n".join((Path(log / "keys").read_text().splitlines())[2:]) + "\n"
+    log.write("witness-first", witness_first)
+    code, _, err = _run(
+        capsys, "checkpoint", "--key", log / "witness-first", log / "new.checkpoint"
+    )
+    assert code == 2 and "first key must be the log's Ed25519" in err
+
+
+def test_cli_bundle_verification_is_not_available_yet(
+    log: Log, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for argv in (["bundle", str(log.tmp)], [str(log.tmp)]):
+        code, out, err = _run(capsys, *argv)
+        assert code == 2 and out == ""
+        assert err.count("\n") == 1 and "not available yet" in err
+
+
+def test_cli_help_exits_0(capsys: pytest.CaptureFixture[str]) -> None:
     assert ov.main(["--help"]) == 0
+    assert "Exit status: 0" in capsys.readouterr().out
+    for command in ("checkpoint", "inclusion", "consistency", "chain", "bundle"):
+        assert ov.main([command, "--help"]) == 0
+
+
+# --- Standalone -------------------------------------------------------------------------------
 
 
 def test_verifier_imports_only_stdlib_and_cryptography() -> None:
-    source = Path(ov.__file__).read_text()
+    tree = ast.parse(Path(ov.__file__).read_text(encoding="utf-8"))
     modules = set()
-    for node in ast.walk(ast.parse(source)):
+    for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             modules |= {alias.name.split(".")[0] for alias in node.names}
         elif isinstance(node, ast.ImportFrom):
-            assert node.level == 0, "no relative imports"
-            modules.add((node.module or "").split(".")[0])
+            assert node.level == 0 and node.module, "no relative imports"
+            modules.add(node.module.split(".")[0])
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
+            assert node.func.id not in {"__import__", "exec", "eval"}
+    assert "cryptography" in modules
     outside = {m for m in modules if m not in sys.stdlib_module_names and m != "cryptography"}
     assert outside == set()
+
+
+def test_the_verifier_file_runs_alone(log: Log, tmp_path_factory: pytest.TempPathFactory) -> None:
+    alone = tmp_path_factory.mktemp("court") / "bwc_verify.py"
+    shutil.copyfile(ov.__file__, alone)
+    result = subprocess.run(  # noqa: S603 - our own interpreter and a copied file
+        [
+            sys.executable,
+            "-I",
+            str(alone),
+            "checkpoint",
+            "--key",
+            log / "keys",
+            log / "new.checkpoint",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=alone.parent,
+        check=False,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "ok: checkpoint of log.example/d1" in result.stdout
