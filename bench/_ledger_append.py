@@ -24,8 +24,10 @@ from sqlalchemy.exc import DBAPIError
 import app.models  # noqa: F401  (registers every table)
 from app.accounts.admin import create_district
 from app.db import Database, upgrade
+from audit import merkle
 from audit.adapters.sql import SqlEventRecorder
-from audit.events import AuditEvent, EventType
+from audit.events import AuditEvent, EventType, details_commitment, new_salt
+from audit.leaves import build_leaf
 
 WARMUP_OPS = 20  # per writer and phase, before the clock starts: connections, caches
 RAW_TABLE = "bench_raw"
@@ -61,6 +63,21 @@ def failed_login(district_id: int, n: int) -> AuditEvent:
     )
 
 
+def domain_cost_ms(repeats: int = 2000) -> float:
+    """CPU per event of the ledger's own work, without SQL: details commitment, leaf
+    JSON (RFC 8785), leaf hash and frontier update."""
+    frontier: list[bytes] = []
+    for index in range(1000):
+        frontier, _ = merkle.append_to_frontier(frontier, index, merkle.leaf_hash(b"%d" % index))
+    recorded = failed_login(1, 0)
+    started = time.process_time()
+    for index in range(1000, 1000 + repeats):
+        commitment = details_commitment(recorded.details, new_salt())
+        leaf = build_leaf(recorded, commitment, None)
+        frontier, _ = merkle.append_to_frontier(frontier, index, merkle.leaf_hash(leaf))
+    return (time.process_time() - started) / repeats * 1e3
+
+
 def _statement_kind(statement: str) -> str:
     words = statement.split()
     verb = words[0].upper()
@@ -80,6 +97,7 @@ class _StatementClock:
     def __init__(self, database: Database) -> None:
         self.seconds: Counter[str] = Counter()
         self.count: Counter[str] = Counter()
+        self.compiled: Counter[str] = Counter()  # SQLAlchemy's compiled-statement cache
         self._started = 0.0
         event.listen(database.engine, "before_cursor_execute", self._before)
         event.listen(database.engine, "after_cursor_execute", self._after)
@@ -87,14 +105,18 @@ class _StatementClock:
     def _before(self, *_args: Any) -> None:
         self._started = time.perf_counter()
 
-    def _after(self, _conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+    def _after(
+        self, _conn: Any, _cursor: Any, statement: str, _params: Any, context: Any, _many: Any
+    ) -> None:
         kind = _statement_kind(statement)
         self.seconds[kind] += time.perf_counter() - self._started
         self.count[kind] += 1
+        self.compiled[context.cache_hit.name] += 1
 
     def reset(self) -> None:
         self.seconds.clear()
         self.count.clear()
+        self.compiled.clear()
 
 
 def _worker(
@@ -163,6 +185,7 @@ def _worker(
                     "latency_p99_s": percentile(latencies, 0.99),
                     "statement_s": dict(clock.seconds),
                     "statements": dict(clock.count),
+                    "compiled": dict(clock.compiled),
                 }
             )
     finally:
@@ -176,9 +199,11 @@ def _combine(parts: list[dict[str, Any]], busy: float) -> dict[str, Any]:
     per = max(1, count)
     statement_s: Counter[str] = Counter()
     statements: Counter[str] = Counter()
+    compiled: Counter[str] = Counter()
     for p in parts:
         statement_s.update(p["statement_s"])
         statements.update(p["statements"])
+        compiled.update(p["compiled"])
     return {
         "per_s": count / elapsed,
         "count": count,
@@ -190,6 +215,7 @@ def _combine(parts: list[dict[str, Any]], busy: float) -> dict[str, Any]:
         "latency_p50_ms": max(p["latency_p50_s"] for p in parts) * 1e3,
         "latency_p99_ms": max(p["latency_p99_s"] for p in parts) * 1e3,
         "statements_per_op": sum(statements.values()) / per,
+        "compiled_statement_cache": dict(compiled),
         "statement_ms_per_op": {
             k: round(v / per * 1e3, 3) for k, v in statement_s.most_common() if v / per > 1e-5
         },

@@ -61,8 +61,6 @@ def checkpoint_latency(
     worker = LedgerWorker(service, settings.checkpoint_seconds, settings.ledger_audit_minutes)
     appender = Database(url)
     append_clock = _CommitClock(appender)
-    with appender.sessions() as session:
-        log_id = ledger_sql.log_of(session, district_id).id
     committed: list[tuple[int, float]] = []  # (leaf index, commit time)
     worker.start()
     try:

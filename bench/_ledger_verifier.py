@@ -19,7 +19,6 @@ import subprocess
 import sys
 import time
 import uuid
-from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -223,9 +222,8 @@ def verifier_benchmark(url: str, district_id: int, events: int, tmp: Path) -> di
     cli_hashes = n + library["proof_hashes"] + items * (2 * n - 1) + custody
     library_floor = _crypto_floor(library_hashes, library["signature_verifications"], raw)
     cli_floor = _crypto_floor(cli_hashes, cli["signature_verifications"], raw)
-    kinds = Counter(p.suffix for p in folder.rglob("*") if p.is_file())
     return {
-        "set": exported | {"files": dict(kinds)},
+        "set": exported,
         "library": library | {"crypto_floor_s": library_floor},
         "cli": cli | {"crypto_floor_s": cli_floor},
         "one_cli_process_s": one_process,

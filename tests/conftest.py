@@ -40,7 +40,7 @@ def need_service(name: str, reason: str) -> None:
     """Skip locally, but fail in CI: a missing service must never pass silently there."""
     if in_ci():
         pytest.fail(f"{name} is required in CI: {reason}", pytrace=False)
-    pytest.skip(f"{name} unavailable: {reason}")
+    pytest.skip(f"{name} unavailable: {reason}")  # outside CI only; CI failed above
 
 
 # --- PostgreSQL ----------------------------------------------------------------------
