@@ -115,6 +115,30 @@ class CpuMeter:
         return (busy - self._busy) / max(1, total - self._total)
 
 
+def process_cpu_seconds(pids: Sequence[int]) -> float:
+    """User + system CPU time so far of these processes (gone ones count as 0)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat", encoding="ascii") as handle:
+                fields = handle.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15)
+    return total / ticks
+
+
+def pg_backend_pids(url: str) -> list[int]:
+    """Server processes of everyone else connected to this (throwaway) database."""
+    with psycopg.connect(_libpq(url)) as conn:
+        rows = conn.execute(
+            "SELECT pid FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        ).fetchall()
+    return [int(pid) for (pid,) in rows]
+
+
 # --- The machine ---------------------------------------------------------------------------
 
 

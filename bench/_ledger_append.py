@@ -9,6 +9,7 @@ difference between the two raw figures instead of skewing the ratio."""
 from __future__ import annotations
 
 import multiprocessing as mp
+import os
 import secrets
 import sqlite3
 import time
@@ -17,7 +18,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
-from _common import CpuMeter, percentile
+from _common import CpuMeter, percentile, pg_backend_pids, process_cpu_seconds
 from sqlalchemy import event, text
 from sqlalchemy.exc import DBAPIError
 
@@ -188,15 +189,18 @@ def _worker(
                     "compiled": dict(clock.compiled),
                 }
             )
+            barrier.wait()  # connections stay open until the parent has read server CPU
     finally:
         raw.close()
         database.dispose()
 
 
-def _combine(parts: list[dict[str, Any]], busy: float) -> dict[str, Any]:
+def _combine(parts: list[dict[str, Any]], busy: float, server_cpu: float) -> dict[str, Any]:
     count = sum(p["count"] for p in parts)
     elapsed = max(p["elapsed_s"] for p in parts)
     per = max(1, count)
+    client_cpu = sum(p["client_cpu_s"] for p in parts)
+    cores = os.cpu_count() or 1
     statement_s: Counter[str] = Counter()
     statements: Counter[str] = Counter()
     compiled: Counter[str] = Counter()
@@ -210,7 +214,11 @@ def _combine(parts: list[dict[str, Any]], busy: float) -> dict[str, Any]:
         "errors": sum(p["errors"] for p in parts),
         "seconds": elapsed,
         "machine_cpu_busy": round(busy, 3),
-        "client_cpu_ms_per_op": sum(p["client_cpu_s"] for p in parts) / per * 1e3,
+        "client_cpu_ms_per_op": client_cpu / per * 1e3,
+        "server_cpu_ms_per_op": server_cpu / per * 1e3,
+        # CPU used by anything but the writers and their server processes: other work on
+        # a shared machine, and PostgreSQL's background writers.
+        "other_load_cores": max(0.0, busy * cores - (client_cpu + server_cpu) / elapsed),
         "commit_ms_per_op": sum(p["commit_s"] for p in parts) / per * 1e3,
         "latency_p50_ms": max(p["latency_p50_s"] for p in parts) * 1e3,
         "latency_p99_ms": max(p["latency_p99_s"] for p in parts) * 1e3,
@@ -240,8 +248,12 @@ def append_throughput(url: str, district_id: int, writers: int, seconds: float) 
         for _ in phases:
             barrier.wait(timeout=300)
             meter.start()
+            servers = [] if url.startswith("sqlite") else pg_backend_pids(url)
+            server0 = process_cpu_seconds(servers)
             parts = [results.get(timeout=seconds + 300) for _ in range(writers)]
-            measured.append(_combine(parts, meter.busy()) | {"phase": parts[0]["phase"]})
+            server = process_cpu_seconds(servers) - server0
+            measured.append(_combine(parts, meter.busy(), server) | {"phase": parts[0]["phase"]})
+            barrier.wait(timeout=300)
     finally:
         for proc in procs:
             proc.join(timeout=60)

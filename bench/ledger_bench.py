@@ -206,21 +206,28 @@ def where_time_goes(details: dict[str, Any]) -> list[str]:
         ledger, raw = one["ledger"], one["raw_runs"][0]
         lock = sum(v for k, v in four["statement_ms_per_op"].items() if "log lock" in k)
         cores = details["cores"]
-        machine_ms = ledger["machine_cpu_busy"] * cores * 1e3 / ledger["per_s"]
-        held = "row lock" if name == "postgresql" else "lock (SQLite's database write lock)"
+        cpu_ms = ledger["client_cpu_ms_per_op"] + ledger["server_cpu_ms_per_op"]
+        if name == "postgresql":
+            server = (
+                f"The PostgreSQL server adds {ledger['server_cpu_ms_per_op']:.2f} ms of CPU "
+                f"(raw: {raw['server_cpu_ms_per_op']:.2f} ms)."
+            )
+            held = "row lock"
+        else:
+            server = "SQLite runs inside the writer, so its work is part of that CPU."
+            held = "lock (SQLite's database write lock)"
         lines.append(
             f"Append, {NAMES[name]}: one writer spends {1e3 / ledger['per_s']:.2f} ms per event "
-            f"(raw INSERT+COMMIT: {1e3 / one['raw_commits_per_s']:.2f} ms). "
-            f"{ledger['client_cpu_ms_per_op']:.2f} ms of it is the writer's own CPU "
-            f"(raw: {raw['client_cpu_ms_per_op']:.2f} ms): SQLAlchemy and the driver running "
-            f"{ledger['statements_per_op']:.0f} statements, while the ledger's own work (leaf "
-            f"JSON, commitment, hashes) is {details['append']['domain_cpu_ms']:.2f} ms; flush "
-            f"and COMMIT take {ledger['commit_ms_per_op']:.2f} ms. All processes together "
-            f"(database server included) use {machine_ms:.1f} ms of CPU per event, which "
-            f"caps {cores} cores at about {cores * 1e3 / machine_ms:,.0f} events/s. With four "
-            f"writers each event waits {lock:.1f} ms for the log's {held}, which is held "
-            f"until COMMIT returns, so appends to one log run one at a time; CPUs "
-            f"{four['machine_cpu_busy']:.0%} busy."
+            f"(raw INSERT+COMMIT: {1e3 / one['raw_commits_per_s']:.2f} ms). Its own CPU is "
+            f"{ledger['client_cpu_ms_per_op']:.2f} ms (raw: {raw['client_cpu_ms_per_op']:.2f} "
+            f"ms), mostly SQLAlchemy and the driver running {ledger['statements_per_op']:.0f} "
+            f"statements: the ledger's own work (leaf JSON, commitment, hashes) is "
+            f"{details['append']['domain_cpu_ms']:.2f} ms. {server} Flush and COMMIT take "
+            f"{ledger['commit_ms_per_op']:.2f} ms of the wall time. At {cpu_ms:.2f} ms of CPU "
+            f"per event, {cores} cores could append at most about {cores * 1e3 / cpu_ms:,.0f} "
+            f"events/s. With four writers each event waits {lock:.1f} ms for the log's "
+            f"{held}, which is held until COMMIT returns, so appends to one log run one at a "
+            "time."
         )
     for name in ("postgresql", "sqlite"):
         c = details["checkpoint"][name]
@@ -276,7 +283,8 @@ def render(results: dict[str, Any]) -> str:
         + (" --quick" if results["quick"] else "")
         + f"` on {m['date']}, {results['seconds']:.0f} s, {m['cores']} × {m['cpu']}, "
         f"PostgreSQL {m['postgresql']['server_version']}, SQLite {m['sqlite']}; other load "
-        f"on the machine before the run: {results['background_cpu_busy']:.0%} of its CPUs. "
+        f"on the machine: {results['background_cpu_busy']:.0%} of its CPUs before the run, "
+        f"up to {results['other_load_cores']:.2f} cores during the append runs. "
         "Raw figures: `bench/results/ledger.json`.\n\nWhere the time goes in this run:\n\n" + notes
     )
 
@@ -368,6 +376,12 @@ def main() -> None:
         "sizes": sizes.__dict__,
         "machine": machine,
         "background_cpu_busy": background,
+        "other_load_cores": max(
+            phase["other_load_cores"]
+            for name in ("postgresql", "sqlite")
+            for run in details["append"][name].values()
+            for phase in (run["ledger"], *run["raw_runs"])
+        ),
         "seconds": time.perf_counter() - started,
         "finished": datetime.now(UTC).isoformat(timespec="seconds"),
         "figures": figures,
