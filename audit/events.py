@@ -41,7 +41,6 @@ class EventType(StrEnum):
     ROLE_REVOKED = "admin.role_revoked"
     SCHOOL_CREATED = "admin.school_created"
     DISTRICT_CREATED = "admin.district_created"
-    LEDGER_AUDIT_FAILED = "ledger.audit_failed"
 
 
 def new_event_id() -> str:

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import base64
 import hmac
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from flask import Blueprint, Response, abort, current_app, jsonify, request
 from flask.typing import ResponseReturnValue
@@ -49,6 +51,15 @@ def _log() -> ledger_sql.LedgerLog:
         abort(404, description=str(exc))
 
 
+@contextmanager
+def _bad_request_on_ledger_error() -> Iterator[None]:
+    """An impossible range or size is the caller's mistake: a JSON 400 saying why."""
+    try:
+        yield
+    except ledger_sql.LedgerError as exc:
+        abort(400, description=str(exc))
+
+
 def _text(body: str) -> Response:
     return Response(body, mimetype="text/plain", headers={"Cache-Control": "no-store"})
 
@@ -79,10 +90,8 @@ def key() -> ResponseReturnValue:
 def entries() -> ResponseReturnValue:
     log = _log()
     start, end = _int_arg("start"), _int_arg("end")
-    try:
+    with _bad_request_on_ledger_error():
         rows = ledger_sql.entries(db(), log.id, start, end)
-    except ledger_sql.LedgerError as exc:
-        abort(400, description=str(exc))
     return jsonify(
         entries=[{"index": i, "leaf": base64.b64encode(leaf).decode()} for i, leaf in rows]
     )
@@ -92,10 +101,8 @@ def entries() -> ResponseReturnValue:
 def inclusion() -> ResponseReturnValue:
     log = _log()
     index, size = _int_arg("index"), _int_arg("tree_size")
-    try:
+    with _bad_request_on_ledger_error():
         hashes = ledger_sql.inclusion_proof(db(), log.id, index, size)
-    except ledger_sql.LedgerError as exc:
-        abort(400, description=str(exc))
     return jsonify(leaf_index=index, tree_size=size, hashes=[h.hex() for h in hashes])
 
 
@@ -103,10 +110,8 @@ def inclusion() -> ResponseReturnValue:
 def consistency() -> ResponseReturnValue:
     log = _log()
     first, second = _int_arg("first"), _int_arg("second")
-    try:
+    with _bad_request_on_ledger_error():
         hashes = ledger_sql.consistency_proof(db(), log.id, first, second)
-    except ledger_sql.LedgerError as exc:
-        abort(400, description=str(exc))
     return jsonify(first=first, second=second, hashes=[h.hex() for h in hashes])
 
 

@@ -13,10 +13,9 @@ from sqlalchemy.orm import Session
 
 from app.db import Database
 from app.ledger import LedgerService
-from app.settings import Settings
 from audit import merkle, notes, offline_verify
 from audit.adapters import checkpoints_sql, ledger_sql
-from audit.adapters.checkpoints_sql import LedgerAlarm, create_signer_file
+from audit.adapters.checkpoints_sql import LedgerAlarm
 from audit.adapters.ledger_tables import LedgerLeaf
 from audit.adapters.sql import AuditEventRow, SqlEventRecorder
 from audit.events import AuditEvent, EventType, details_commitment
@@ -24,7 +23,7 @@ from audit.leaves import LeafError
 from evidence.adapters.sql.org import District
 
 from . import tampering
-from .conftest import NOW
+from .conftest import NOW, ledger_service
 
 
 def event(district: District, **changes: object) -> AuditEvent:
@@ -42,10 +41,7 @@ def event(district: District, **changes: object) -> AuditEvent:
 
 @pytest.fixture
 def service(database: Database, district: District, tmp_path: Path) -> LedgerService:
-    settings = Settings(data_dir=tmp_path, database_url=database.url, secret_key="k" * 40)
-    assert settings.ledger_key_file is not None
-    create_signer_file(settings.ledger_key_file, "bwc-evidence.local")
-    return LedgerService(database, settings)
+    return ledger_service(database, tmp_path)
 
 
 def district_log(session: Session, district: District) -> int:
@@ -210,16 +206,7 @@ def test_cosignatures_from_configured_witnesses_publish_a_checkpoint(
     vkeys = tuple(
         notes.cosignature_verifier_key(name, key.public_key()) for name, key in witness_keys.items()
     )
-    settings = Settings(
-        data_dir=tmp_path,
-        database_url=database.url,
-        secret_key="k" * 40,
-        ledger_witnesses=vkeys,
-        ledger_witness_quorum=2,
-    )
-    assert settings.ledger_key_file is not None
-    create_signer_file(settings.ledger_key_file, "bwc-evidence.local")
-    service = LedgerService(database, settings)
+    service = ledger_service(database, tmp_path, ledger_witnesses=vkeys, ledger_witness_quorum=2)
     log_id = district_log(session, district)
     service.checkpoint(log_id)
     cp = ledger_sql.latest_checkpoint(session, log_id)
@@ -272,12 +259,7 @@ def test_witness_configured_by_its_ed25519_vkey_is_accepted_too(
 ) -> None:
     witness = notes.new_signing_key()
     vkey = notes.verifier_key("clerk.example", witness.public_key())  # type 0x01
-    settings = Settings(
-        data_dir=tmp_path, database_url=database.url, secret_key="k" * 40, ledger_witnesses=(vkey,)
-    )
-    assert settings.ledger_key_file is not None
-    create_signer_file(settings.ledger_key_file, "bwc-evidence.local")
-    service = LedgerService(database, settings)
+    service = ledger_service(database, tmp_path, ledger_witnesses=(vkey,))
     log_id = district_log(session, district)
     service.checkpoint(log_id)
     cp = ledger_sql.latest_checkpoint(session, log_id)
