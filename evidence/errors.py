@@ -19,3 +19,20 @@ class Conflict(EvidenceError):
 
 class InvalidInput(EvidenceError):
     """A value supplied by a user or device failed validation."""
+
+
+class IntegrityError(EvidenceError):
+    """Stored or received bytes failed authentication: tampered, truncated, reordered,
+    swapped or read with the wrong key. Deliberately says nothing about which."""
+
+
+class StorageError(EvidenceError):
+    """The object store could not do what was asked (unreachable, refused, misconfigured)."""
+
+
+class ObjectMissing(StorageError, NotFound):
+    """No object is stored under the key."""
+
+
+class KeyProviderError(EvidenceError):
+    """The key provider refused or failed (unknown key version, bad keyring, KMS error)."""
