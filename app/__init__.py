@@ -11,16 +11,24 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from app.db import Database, schema_is_current
 from app.settings import ConfigError, Settings
+from app.staging import Staging
+from app.vault import Vault
 
 logger = logging.getLogger(__name__)
 csrf = CSRFProtect()
 
 
-def create_app(settings: Settings | None = None, *, start_worker: bool = True) -> Flask:
+def create_app(
+    settings: Settings | None = None,
+    *,
+    start_worker: bool = True,
+    vault: Vault | None = None,
+) -> Flask:
     """Build the app from settings (from the environment when not given).
 
     start_worker runs the ledger's background checkpointer and self-audit in this
-    process (when BWC_CHECKPOINT_SECONDS > 0)."""
+    process (when BWC_CHECKPOINT_SECONDS > 0). vault overrides the object store and
+    key provider the settings name (tests)."""
     settings = settings or Settings.from_env()
     settings.check()
     if not settings.secret_key:
@@ -39,10 +47,14 @@ def create_app(settings: Settings | None = None, *, start_worker: bool = True) -
         JSON_SORT_KEYS=False,
     )
     app.extensions["bwc.settings"] = settings
+    app.extensions["bwc.vault"] = vault = vault or Vault(settings)
+    if settings.production:
+        vault.check_store()  # before anything holds a connection
     database = Database(settings.database_url)
     if not schema_is_current(database.engine):
         raise ConfigError("the database is not initialised or not migrated: run `bwc init`")
     app.extensions["bwc.db"] = database
+    app.extensions["bwc.staging"] = Staging(settings.upload_path)
 
     if settings.trusted_proxies:
         app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
@@ -61,8 +73,10 @@ def create_app(settings: Settings | None = None, *, start_worker: bool = True) -
     csrf.init_app(app)
 
     from app.api import api
+    from app.api.content import content_api
     from app.api.ledger import ledger_api
     from app.api.openapi import openapi
+    from app.api.uploads import uploads_api
     from app.ledger import LedgerService, LedgerWorker
     from app.web import admin, auth, errors, headers, home, ledger_pages
     from app.web.context import close_db, load_signed_in_user, permits
@@ -84,7 +98,9 @@ def create_app(settings: Settings | None = None, *, start_worker: bool = True) -
     app.register_blueprint(api)
     app.register_blueprint(ledger_api)
     app.register_blueprint(openapi)
-    for blueprint in (api, ledger_api, openapi):
+    app.register_blueprint(uploads_api)
+    app.register_blueprint(content_api)
+    for blueprint in (api, ledger_api, openapi, uploads_api):
         csrf.exempt(blueprint)  # the API authenticates with tokens, never with cookies
 
     ledger = LedgerService(database, settings)

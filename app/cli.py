@@ -23,6 +23,8 @@ from app.accounts.signin import find_user
 from app.db import Database, schema_is_current, upgrade
 from app.ledger import LedgerService
 from app.settings import ENV_VARS, ConfigError, Settings, write_secret_file
+from app.vault import Vault, ensure_keyring
+from app.vault_cli import VaultCliError, add_parsers
 from audit.adapters.checkpoints_sql import create_signer_file
 from audit.adapters.sql import backfill_unlogged
 from evidence.adapters.sql.org import User
@@ -54,11 +56,16 @@ def cmd_init(settings: Settings, args: argparse.Namespace) -> None:
         created_secret = write_secret_file(settings.data_dir)
     key_file = settings.ledger_key_file or settings.data_dir / "ledger-signing.key"
     created_key = create_signer_file(key_file, settings.ledger_origin_prefix)
-    (settings.data_dir / "objects").mkdir(parents=True, exist_ok=True, mode=0o700)
+    if settings.uses_local_storage:
+        Path(settings.storage_url.removeprefix("file://")).mkdir(
+            parents=True, exist_ok=True, mode=0o700
+        )
+    created_keyring = ensure_keyring(settings, _now())
     upgrade(settings.database_url)
     database = Database(settings.database_url)
     try:
         with database.transaction() as session:
+            ingest_version, created_ingest = Vault(settings).ensure_ingest_key(session, _now())
             try:
                 district = accounts.only_district(session)
                 made = False
@@ -78,6 +85,10 @@ def cmd_init(settings: Settings, args: argparse.Namespace) -> None:
             print("generated secret key (mode 0600)")
         if created_key:
             print(f"generated ledger signing key {key_file} (mode 0600)")
+        if created_keyring:
+            print(f"generated local keyring {settings.keyring_path} (mode 0600)")
+        if created_ingest:
+            print(f"generated ingest key {ingest_version} (private half sealed by the keyring)")
         if logged:
             print(f"appended {logged} earlier audit events to the custody ledger")
         print("database migrated to the newest schema")
@@ -387,6 +398,7 @@ def build_parser() -> argparse.ArgumentParser:
     school_add.add_argument("code")
     school_add.add_argument("name")
     school_add.set_defaults(func=cmd_schools_add)
+    add_parsers(sub)
     return parser
 
 
@@ -397,7 +409,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = Settings.from_env()
         _configure_logging(settings.log_level)
         func(settings, args)
-    except (CliError, ConfigError, EvidenceError, LookupError) as exc:
+    except (CliError, VaultCliError, ConfigError, EvidenceError, LookupError) as exc:
         print(f"bwc: error: {exc}", file=sys.stderr)
         return 1
     except SQLAlchemyError as exc:

@@ -6,7 +6,7 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from alembic import command
 from alembic.config import Config
@@ -14,6 +14,7 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
 from audit.adapters import append_only
+from evidence.errors import NotFound
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
@@ -92,3 +93,14 @@ def schema_is_current(engine: Engine) -> bool:
     with engine.connect() as connection:
         current = MigrationContext.configure(connection).get_current_revision()
     return current == head
+
+
+T = TypeVar("T")
+
+
+def must_get(session: Session, model: type[T], key: object, *, fresh: bool = False) -> T:
+    """The row with primary key `key` (re-read when fresh); NotFound when it vanished."""
+    row = session.get(model, key, populate_existing=fresh)
+    if row is None:
+        raise NotFound(f"{getattr(model, '__tablename__', model.__name__)} {key} not found")
+    return row

@@ -24,6 +24,7 @@ from evidence.adapters.sql.items import (
     incident_wearers,
 )
 from evidence.adapters.sql.org import Camera, District, Dock, RoleGrant, School, User, Wearer
+from evidence.adapters.sql.vault import IngestKey, Upload
 
 __all__ = [
     "AuditEventRow",
@@ -35,6 +36,7 @@ __all__ = [
     "Dock",
     "EvidenceItem",
     "Incident",
+    "IngestKey",
     "LedgerAudit",
     "LedgerCheckpoint",
     "LedgerCosignature",
@@ -47,6 +49,7 @@ __all__ = [
     "RoleGrant",
     "School",
     "Tag",
+    "Upload",
     "User",
     "WebSession",
     "Wearer",

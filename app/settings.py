@@ -13,6 +13,7 @@ from pathlib import Path
 
 SECRET_KEY_FILE = "secret_key"  # noqa: S105  (a file name, not a secret)
 LEDGER_KEY_FILE = "ledger-signing.key"
+KEYRING_FILE = "keyring.json"
 
 
 class ConfigError(Exception):
@@ -119,6 +120,35 @@ ENV_VARS: tuple[EnvVar, ...] = (
         "How often the self-audit recomputes the logs against their checkpoints.",
     ),
     EnvVar(
+        "BWC_S3_ENDPOINT_URL",
+        "(empty)",
+        "S3 endpoint for s3:// storage other than AWS (MinIO, Ceph RGW); empty: AWS.",
+    ),
+    EnvVar("BWC_AWS_REGION", "(empty)", "AWS region for S3 and KMS; empty: boto3's default chain."),
+    EnvVar(
+        "BWC_KEYRING_FILE",
+        "$BWC_DATA_DIR/keyring.json",
+        "Local keyring of key-encryption keys (mode 0600; made by `bwc init`).",
+    ),
+    EnvVar(
+        "BWC_UPLOAD_DIR",
+        "$BWC_DATA_DIR/uploads",
+        "Staging folder for tus uploads in flight (ciphertext only). Several app hosts "
+        "must share it.",
+    ),
+    EnvVar("BWC_MAX_UPLOAD_MIB", "8192", "Largest accepted upload (encrypted bytes), in MiB."),
+    EnvVar(
+        "BWC_UPLOAD_EXPIRY_HOURS",
+        "24",
+        "An upload with no progress for this long expires and its staged bytes are removed.",
+    ),
+    EnvVar(
+        "BWC_LOCK_DAYS",
+        "31",
+        "Write-once retention (S3 Object Lock COMPLIANCE) given to originals at ingest; "
+        "never shortened.",
+    ),
+    EnvVar(
         "BWC_LEDGER_READ_TOKEN",
         "(empty)",
         "If set, the ledger read API needs `Authorization: Bearer <token>`.",
@@ -184,6 +214,13 @@ class Settings:
     checkpoint_seconds: float = 1.0
     ledger_audit_minutes: float = 60.0
     ledger_read_token: str | None = field(default=None, repr=False)
+    s3_endpoint_url: str = ""
+    aws_region: str = ""
+    keyring_file: Path | None = None
+    upload_dir: Path | None = None
+    max_upload_bytes: int = 8192 * 1024 * 1024
+    upload_expiry_hours: int = 24
+    lock_days: int = 31
 
     def __post_init__(self) -> None:
         # Defaults that depend on the data dir are filled in here, once.
@@ -196,6 +233,10 @@ class Settings:
             )
         if self.ledger_key_file is None:
             object.__setattr__(self, "ledger_key_file", self.data_dir / LEDGER_KEY_FILE)
+        if self.keyring_file is None:
+            object.__setattr__(self, "keyring_file", self.data_dir / KEYRING_FILE)
+        if self.upload_dir is None:
+            object.__setattr__(self, "upload_dir", self.data_dir / "uploads")
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -253,12 +294,33 @@ class Settings:
                 env.get("BWC_LEDGER_AUDIT_MINUTES", "60"), "BWC_LEDGER_AUDIT_MINUTES"
             ),
             ledger_read_token=env.get("BWC_LEDGER_READ_TOKEN") or None,
+            s3_endpoint_url=env.get("BWC_S3_ENDPOINT_URL", ""),
+            aws_region=env.get("BWC_AWS_REGION", ""),
+            keyring_file=Path(env["BWC_KEYRING_FILE"]) if env.get("BWC_KEYRING_FILE") else None,
+            upload_dir=Path(env["BWC_UPLOAD_DIR"]) if env.get("BWC_UPLOAD_DIR") else None,
+            max_upload_bytes=_int(
+                env.get("BWC_MAX_UPLOAD_MIB", "8192"), "BWC_MAX_UPLOAD_MIB", minimum=1
+            )
+            * 1024
+            * 1024,
+            upload_expiry_hours=_int(
+                env.get("BWC_UPLOAD_EXPIRY_HOURS", "24"), "BWC_UPLOAD_EXPIRY_HOURS", minimum=1
+            ),
+            lock_days=_int(env.get("BWC_LOCK_DAYS", "31"), "BWC_LOCK_DAYS", minimum=1),
         )
         settings.check()
         return settings
 
     def with_changes(self, **changes: object) -> Settings:
         return replace(self, **changes)  # type: ignore[arg-type]
+
+    @property
+    def keyring_path(self) -> Path:
+        return self.keyring_file or self.data_dir / KEYRING_FILE
+
+    @property
+    def upload_path(self) -> Path:
+        return self.upload_dir or self.data_dir / "uploads"
 
     @property
     def uses_sqlite(self) -> bool:

@@ -41,6 +41,25 @@ class EventType(StrEnum):
     ROLE_REVOKED = "admin.role_revoked"
     SCHOOL_CREATED = "admin.school_created"
     DISTRICT_CREATED = "admin.district_created"
+    CAMERA_REGISTERED = "admin.camera_registered"
+    DOCK_CREATED = "admin.dock_created"
+    DOCK_ENROLLED = "admin.dock_enrolled"
+    DOCK_REVOKED = "admin.dock_revoked"
+    # Custody of evidence items (each carries the item's id and media SHA-256).
+    EVIDENCE_RECEIVED = "evidence.received"
+    EVIDENCE_VERIFIED = "evidence.verified"
+    EVIDENCE_STREAMED = "evidence.streamed"
+    EVIDENCE_DOWNLOADED = "evidence.downloaded"
+    EVIDENCE_EXPORTED = "evidence.exported"
+    FIXITY_PASSED = "evidence.fixity_passed"
+    FIXITY_FAILED = "evidence.fixity_failed"
+    EVIDENCE_REKEYED = "evidence.rekeyed"
+    # Ingest refusals name no item: none was created.
+    INGEST_REJECTED = "ingest.rejected"
+    UPLOAD_EXPIRED = "ingest.upload_expired"
+    KEY_ROTATION_STARTED = "keys.rotation_started"
+    KEY_ROTATION_COMPLETED = "keys.rotation_completed"
+    INGEST_KEY_CREATED = "keys.ingest_key_created"
 
 
 def new_event_id() -> str:

@@ -53,6 +53,11 @@ class ObjectStore(Protocol):
         """The whole object, sequentially, in chunks of at most chunk_size."""
         ...
 
+    def extend_retention(self, key: str, until: datetime) -> None:
+        """Keep the object write-once until at least `until`; never shortens a retention
+        already in place (a later date stays)."""
+        ...
+
     def delete(self, key: str) -> None:
         """Remove an object that is not under retention (staging, failed ingests).
         Refused (`StorageError`) while retention holds; absent keys are not an error."""

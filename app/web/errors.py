@@ -7,7 +7,7 @@ import logging
 from flask import Flask, jsonify, render_template, request
 from flask.typing import ResponseReturnValue
 from flask_wtf.csrf import CSRFError
-from werkzeug.exceptions import HTTPException, InternalServerError
+from werkzeug.exceptions import HTTPException
 
 from app.web.context import rollback_db
 
@@ -35,8 +35,8 @@ def _http_error(exc: HTTPException) -> ResponseReturnValue:
     rollback_db()
     code = exc.code or 500
     advice = _ADVICE.get(code, exc.description or "")
-    if request.path.startswith("/api/") and exc.description != type(exc).description:
-        advice = exc.description or advice  # a specific reason given with abort()
+    if exc.description != type(exc).description:
+        advice = exc.description or advice  # a specific reason we gave with abort()
     return _respond(code, exc.name, advice)
 
 
@@ -53,7 +53,7 @@ def _csrf_error(exc: CSRFError) -> ResponseReturnValue:
 def _unexpected(exc: Exception) -> ResponseReturnValue:
     rollback_db()
     logger.exception("unhandled error on %s %s", request.method, request.path)
-    return _respond(500, InternalServerError.name, _ADVICE[500])
+    return _respond(500, "Internal Server Error", _ADVICE[500])
 
 
 def install(app: Flask) -> None:

@@ -58,7 +58,7 @@ class EvidenceItem(Base):
     sha256: Mapped[str] = mapped_column(String(64), index=True)
     object_key: Mapped[str] = mapped_column(String(200), unique=True)
     wrapped_key: Mapped[str | None] = mapped_column(Text)
-    key_version: Mapped[str | None] = mapped_column(String(64))
+    key_version: Mapped[str | None] = mapped_column(String(200))
     recorded_start: Mapped[datetime | None] = mapped_column(UTCDateTime())
     recorded_end: Mapped[datetime | None] = mapped_column(UTCDateTime())
     camera_recorded_start: Mapped[str | None] = mapped_column(String(64))
@@ -67,6 +67,15 @@ class EvidenceItem(Base):
     retain_until: Mapped[datetime | None] = mapped_column(UTCDateTime(), index=True)
     flags: Mapped[list[str]] = mapped_column(JSON, default=list)
     notes: Mapped[str | None] = mapped_column(Text)
+    # The encrypted object (docs/encryption-format.md): its header's object id, segment
+    # size, stored byte count and SHA-256, checked by every fixity run.
+    object_id: Mapped[str | None] = mapped_column(String(32))
+    segment_size: Mapped[int | None] = mapped_column(BigInteger)
+    stored_size: Mapped[int | None] = mapped_column(BigInteger)
+    stored_sha256: Mapped[str | None] = mapped_column(String(64))
+    # "ok" after a passing fixity check, "tampered" after a failing one.
+    integrity: Mapped[str | None] = mapped_column(String(16))
+    last_fixity_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
 class Derivative(Base):
@@ -85,7 +94,10 @@ class Derivative(Base):
     sha256: Mapped[str] = mapped_column(String(64))
     object_key: Mapped[str] = mapped_column(String(200), unique=True)
     wrapped_key: Mapped[str | None] = mapped_column(Text)
-    key_version: Mapped[str | None] = mapped_column(String(64))
+    key_version: Mapped[str | None] = mapped_column(String(200))
+    object_id: Mapped[str | None] = mapped_column(String(32))
+    segment_size: Mapped[int | None] = mapped_column(BigInteger)
+    stored_size: Mapped[int | None] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     details: Mapped[dict[str, object]] = mapped_column(JSON, default=dict)

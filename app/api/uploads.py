@@ -1,0 +1,340 @@
+"""tus 1.0 resumable uploads under /api/v1/uploads/ (DESIGN.md §5, docs/ingest.md).
+
+Extensions: creation, checksum (sha256), termination, expiration. Docks authenticate with
+`Authorization: Bearer <dock credential>`; an upload of another dock answers 404. Bodies
+stream to the staging file in 1 MiB chunks, never whole into memory."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+from collections.abc import Callable, Iterator
+from email.utils import format_datetime
+from functools import wraps
+from typing import Any, TypeVar, cast
+
+from flask import Blueprint, Response, current_app, g, jsonify, request
+from flask.typing import ResponseReturnValue
+from werkzeug.exceptions import ClientDisconnected
+
+from app import ingest
+from app.db import must_get
+from app.devices import dock_for_credential
+from app.ingest import UploadRefused
+from app.ledger import LedgerService
+from app.receipts import receipt
+from app.staging import CHUNK, Staging, UploadBusy
+from app.vault import INGEST_ALGORITHM, Vault
+from app.web.context import db, now
+from evidence.adapters.sql.org import Dock
+from evidence.adapters.sql.vault import Upload
+from evidence.errors import StorageError
+
+uploads_api = Blueprint("uploads_api", __name__, url_prefix="/api/v1")
+TUS_VERSION = "1.0.0"
+EXTENSIONS = "creation,checksum,termination,expiration"
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _tus(response: Response) -> Response:
+    response.headers["Tus-Resumable"] = TUS_VERSION
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def _error(status: int, reason: str, message: str) -> Response:
+    response = jsonify(error={"status": status, "reason": reason, "detail": message})
+    response.status_code = status
+    if status == 401:
+        response.headers["WWW-Authenticate"] = 'Bearer realm="bwc-dock"'
+    return _tus(response)
+
+
+def _vault() -> Vault:
+    return cast(Vault, current_app.extensions["bwc.vault"])
+
+
+def _staging() -> Staging:
+    return cast(Staging, current_app.extensions["bwc.staging"])
+
+
+def dock_required(view: F) -> F:
+    """Authenticate the dock; unknown or revoked credentials get 401 and nothing else."""
+
+    @wraps(view)
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        header = request.headers.get("Authorization", "")
+        dock = None
+        if header.startswith("Bearer "):
+            dock = dock_for_credential(db(), header.removeprefix("Bearer ").strip())
+        if dock is None:
+            return _error(401, "unauthenticated", "a valid dock credential is required")
+        g.dock = dock
+        return view(*args, **kwargs)
+
+    return cast(F, wrapped)
+
+
+def _own_upload(upload_id: str) -> Upload | None:
+    dock: Dock = g.dock
+    if len(upload_id) != 32:
+        return None
+    upload = db().get(Upload, upload_id)
+    if upload is None or upload.dock_id != dock.id:
+        return None  # another dock's upload does not exist for this one
+    return upload
+
+
+def _offset_headers(response: Response, upload: Upload, offset: int) -> Response:
+    response.headers["Upload-Offset"] = str(offset)
+    response.headers["Upload-Length"] = str(upload.length)
+    response.headers["Upload-Expires"] = format_datetime(upload.expires_at, usegmt=True)
+    return _tus(response)
+
+
+@uploads_api.route("/uploads/", methods=["OPTIONS"])
+@uploads_api.route("/uploads/<upload_id>", methods=["OPTIONS"])
+def options(upload_id: str | None = None) -> ResponseReturnValue:
+    response = Response(status=204)
+    response.headers["Tus-Version"] = TUS_VERSION
+    response.headers["Tus-Extension"] = EXTENSIONS
+    response.headers["Tus-Max-Size"] = str(current_app.extensions["bwc.settings"].max_upload_bytes)
+    response.headers["Tus-Checksum-Algorithm"] = "sha256"
+    return _tus(response)
+
+
+@uploads_api.before_request
+def _require_tus_version() -> ResponseReturnValue | None:
+    if request.method == "OPTIONS" or not request.path.startswith("/api/v1/uploads/"):
+        return None
+    if request.path.endswith("/receipt"):
+        return None
+    if request.headers.get("Tus-Resumable") != TUS_VERSION:
+        response = _error(412, "tus_version", "Tus-Resumable: 1.0.0 is required")
+        response.headers["Tus-Version"] = TUS_VERSION
+        return response
+    return None
+
+
+@uploads_api.get("/ingest/key")
+@dock_required
+def ingest_key() -> ResponseReturnValue:
+    """The public key docks wrap each file's data key to."""
+    version, public = _vault().ingest_public_key(db())
+    return jsonify(version=version, public_key=public, algorithm=INGEST_ALGORITHM)
+
+
+@uploads_api.post("/uploads/")
+@dock_required
+def create() -> ResponseReturnValue:
+    dock: Dock = g.dock
+    settings = current_app.extensions["bwc.settings"]
+    if request.headers.get("Upload-Defer-Length"):
+        return _error(400, "defer_length", "deferred lengths are not supported")
+    raw_length = request.headers.get("Upload-Length", "")
+    if not raw_length.isdigit() or len(raw_length) > 19:
+        return _error(400, "bad_length", "Upload-Length must be a non-negative whole number")
+    length = int(raw_length)
+    if length > settings.max_upload_bytes:
+        return _error(413, "too_large", "the upload is larger than this service accepts")
+    if request.content_length:
+        return _error(400, "creation_with_upload", "send the bytes with PATCH after creating")
+    try:
+        meta = ingest.parse_metadata(request.headers.get("Upload-Metadata", ""))
+        declaration = ingest.declare(meta, length, settings)
+        upload = ingest.create_upload(
+            db(),
+            _staging(),
+            dock=dock,
+            district_id=dock.district_id,
+            declaration=declaration,
+            length=length,
+            settings=settings,
+            now=now(),
+        )
+        db().commit()
+    except UploadRefused as refused:
+        db().rollback()
+        return _error(refused.status, refused.reason, str(refused))
+    response = Response(status=201)
+    response.headers["Location"] = f"/api/v1/uploads/{upload.id}"
+    return _offset_headers(response, upload, upload.upload_offset)
+
+
+@uploads_api.route("/uploads/<upload_id>", methods=["HEAD"])
+@dock_required
+def head(upload_id: str) -> ResponseReturnValue:
+    upload = _own_upload(upload_id)
+    if upload is None:
+        return _tus(Response(status=404))
+    if upload.status in ("rejected", "expired"):
+        return _tus(Response(status=410))
+    offset = upload.length
+    if upload.status == "receiving":
+        try:
+            with _staging().locked(upload.id, wait_seconds=2) as staged:
+                offset = staged.offset
+        except UploadBusy:
+            return _tus(Response(status=423))
+        except FileNotFoundError:
+            return _tus(Response(status=410))
+    return _offset_headers(Response(status=200), upload, offset)
+
+
+def _body_chunks() -> Iterator[bytes]:
+    """The request body in chunks, stopping at Content-Length: a server that marks its
+    input terminated (gunicorn) makes werkzeug treat the limit as a maximum, and a read
+    past it would raise."""
+    stream = request.stream
+    left = request.content_length
+    while left is None or left > 0:
+        try:
+            chunk = stream.read(CHUNK if left is None else min(CHUNK, left))
+        except ClientDisconnected:
+            raise ConnectionError("client went away") from None
+        if not chunk:
+            if left:
+                raise ConnectionError("client went away")
+            return
+        if left is not None:
+            left -= len(chunk)
+        yield chunk
+
+
+def _checksum() -> bytes | None:
+    header = request.headers.get("Upload-Checksum")
+    if header is None:
+        return None
+    algorithm, _, value = header.partition(" ")
+    if algorithm != "sha256":
+        raise UploadRefused(400, "checksum_algorithm", "only sha256 checksums are supported")
+    try:
+        digest = base64.b64decode(value.strip(), validate=True)
+    except (binascii.Error, ValueError):
+        raise UploadRefused(400, "bad_checksum", "Upload-Checksum is not base64") from None
+    if len(digest) != 32:
+        raise UploadRefused(400, "bad_checksum", "Upload-Checksum is not a SHA-256 digest")
+    return digest
+
+
+@uploads_api.patch("/uploads/<upload_id>")
+@dock_required
+def patch(upload_id: str) -> ResponseReturnValue:
+    upload = _own_upload(upload_id)
+    if upload is None:
+        return _error(404, "not_found", "no such upload")
+    if upload.status in ("rejected", "expired"):
+        return _error(410, upload.reason or upload.status, "this upload is closed")
+    if request.headers.get("Content-Type") != "application/offset+octet-stream":
+        return _error(415, "content_type", "Content-Type must be application/offset+octet-stream")
+    raw_offset = request.headers.get("Upload-Offset", "")
+    if not raw_offset.isdigit() or len(raw_offset) > 19:
+        return _error(400, "bad_offset", "Upload-Offset must be a non-negative whole number")
+    try:
+        expected = _checksum()
+    except UploadRefused as refused:
+        return _error(refused.status, refused.reason, str(refused))
+    if upload.status != "receiving":
+        # Verified already (a file the service held before, or a retry after the final
+        # PATCH): the body is not needed; the full offset tells the client it is done.
+        return _offset_headers(Response(status=204), upload, upload.length)
+    remaining = upload.length - int(raw_offset)
+    # Bytes beyond the upload's length are refused below with a tus answer, not here.
+    request.max_content_length = max(remaining, 0) + 1
+    db().rollback()  # hold no transaction while bytes arrive
+    try:
+        with _staging().locked(upload.id) as staged:
+            start = staged.offset
+            if int(raw_offset) != start:
+                return _error(409, "offset_mismatch", f"the upload's offset is {start}")
+            hasher = hashlib.sha256() if expected is not None else None
+
+            def hashed() -> Iterator[bytes]:
+                for chunk in _body_chunks():
+                    if hasher is not None:
+                        hasher.update(chunk)
+                    yield chunk
+
+            try:
+                _written, cut = staged.append(hashed(), upload.length - start)
+            except ValueError:
+                staged.truncate(start)
+                return _error(413, "too_long", "more bytes than Upload-Length")
+            if hasher is not None and (cut or hasher.digest() != expected):
+                staged.truncate(start)  # the whole PATCH is discarded (tus checksum)
+                if not cut:
+                    return _error(460, "checksum_mismatch", "the chunk's SHA-256 does not match")
+            offset = staged.offset
+            _record_offset(upload.id, offset)
+            if cut:
+                return _tus(Response(status=400))
+            if offset == upload.length:
+                return _finish(upload.id, offset)
+    except UploadBusy:
+        return _error(423, "busy", "another request is writing this upload; retry shortly")
+    fresh = must_get(db(), Upload, upload.id)
+    return _offset_headers(Response(status=204), fresh, offset)
+
+
+def _record_offset(upload_id: str, offset: int) -> None:
+    upload = db().get(Upload, upload_id, populate_existing=True)
+    if upload is not None:
+        settings = current_app.extensions["bwc.settings"]
+        from datetime import timedelta
+
+        upload.upload_offset = offset
+        upload.expires_at = now() + timedelta(hours=settings.upload_expiry_hours)
+        db().commit()
+
+
+def _finish(upload_id: str, offset: int) -> ResponseReturnValue:
+    """Verify the completed upload while still holding its lock."""
+    try:
+        outcome = ingest.finalise(
+            current_app.extensions["bwc.db"], _vault(), _staging(), upload_id, now=now()
+        )
+    except StorageError:
+        return _error(503, "storage_unavailable", "could not store the upload; retry later")
+    upload = must_get(db(), Upload, upload_id, fresh=True)
+    if outcome.status == "rejected":
+        return _error(422, outcome.reason or "rejected", "the upload failed verification")
+    return _offset_headers(Response(status=204), upload, offset)
+
+
+@uploads_api.delete("/uploads/<upload_id>")
+@dock_required
+def terminate(upload_id: str) -> ResponseReturnValue:
+    upload = _own_upload(upload_id)
+    if upload is None:
+        return _tus(Response(status=404))
+    if upload.status != "receiving":
+        return _error(409, "closed", "only an upload in progress can be terminated")
+    try:
+        with _staging().locked(upload.id):
+            upload.status, upload.reason, upload.dock_wrapped_key = "rejected", "terminated", None
+            upload.completed_at = now()
+            db().commit()
+            _staging().remove(upload.id)
+    except UploadBusy:
+        return _error(423, "busy", "another request is writing this upload; retry shortly")
+    return _tus(Response(status=204))
+
+
+@uploads_api.get("/uploads/<upload_id>/receipt")
+@dock_required
+def get_receipt(upload_id: str) -> ResponseReturnValue:
+    upload = _own_upload(upload_id)
+    if upload is None:
+        return _error(404, "not_found", "no such upload")
+    if upload.status == "receiving" and upload.upload_offset == upload.length:
+        # Complete but never verified (the service stopped mid-verification): finish now.
+        try:
+            with _staging().locked(upload.id):
+                db().rollback()
+                _finish(upload.id, upload.length)
+        except UploadBusy:
+            pass
+        upload = must_get(db(), Upload, upload_id, fresh=True)
+    ledger: LedgerService = current_app.extensions["bwc.ledger"]
+    return jsonify(receipt(db(), ledger, upload))

@@ -1,0 +1,105 @@
+"""Reading encrypted objects back: whole-object fixity and ranged plaintext reads.
+
+Pure core: it reaches storage only through the `ObjectStore` port and never sees a
+wrapped key; callers hand it the data key they unwrapped for this one read."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from evidence.crypto import segments
+from evidence.errors import IntegrityError
+from evidence.ports import ObjectStore
+
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+
+
+@dataclass(frozen=True)
+class EncryptedObject:
+    """Where an item's ciphertext is and what the header must say about it."""
+
+    key: str
+    object_id: bytes
+    stored_size: int
+
+
+@dataclass(frozen=True)
+class Digest:
+    """What decrypting a whole object produced: plaintext SHA-256 (hex) and byte count,
+    and the SHA-256 of the ciphertext read."""
+
+    sha256: str
+    size: int
+    stored_sha256: str
+    stored_size: int
+
+
+def original_key(evidence_id: str) -> str:
+    """Object key of an original: made from our own random id, never a camera name."""
+    return f"originals/{evidence_id}"
+
+
+def is_sha256(value: str) -> bool:
+    return bool(_SHA256.match(value))
+
+
+def digest_object(store: ObjectStore, obj: EncryptedObject, dek: bytes) -> Digest:
+    """Read the whole stored object once, authenticate every segment and hash both sides.
+
+    Trusts nothing stored: a flipped byte, a truncation, a swapped or restored object
+    raises IntegrityError. The stored size is compared too, so an object that grew
+    (appended bytes) fails even if a decoder ignored the tail."""
+    stored_hash = hashlib.sha256()
+    stored_size = 0
+
+    def counted() -> Iterator[bytes]:
+        nonlocal stored_size
+        for chunk in store.iter_bytes(obj.key):
+            stored_hash.update(chunk)
+            stored_size += len(chunk)
+            yield chunk
+
+    plain_hash = hashlib.sha256()
+    size = 0
+    for piece in segments.decrypt_stream(counted(), dek, expected_object_id=obj.object_id):
+        plain_hash.update(piece)
+        size += len(piece)
+    if stored_size != obj.stored_size:
+        raise IntegrityError("stored object failed authentication")
+    return Digest(plain_hash.hexdigest(), size, stored_hash.hexdigest(), stored_size)
+
+
+class _StoreRange:
+    def __init__(self, store: ObjectStore, key: str) -> None:
+        self._store = store
+        self._key = key
+
+    def read_range(self, start: int, length: int) -> bytes:
+        return self._store.read_range(self._key, start, length)
+
+
+def plaintext_size(obj: EncryptedObject, segment_size: int) -> int:
+    return segments.plaintext_size(obj.stored_size, segment_size)
+
+
+def read_plaintext(
+    store: ObjectStore, obj: EncryptedObject, dek: bytes, start: int, end: int
+) -> Iterator[bytes]:
+    """Plaintext bytes [start, end), decrypting only the segments that cover them.
+
+    The ciphertext length comes from our database, not from the store, so a truncated
+    object cannot make us treat an inner segment as the last one."""
+    actual = store.size(obj.key)
+    if actual != obj.stored_size:
+        raise IntegrityError("stored object failed authentication")
+    return segments.decrypt_range(
+        _StoreRange(store, obj.key),
+        obj.stored_size,
+        dek,
+        start,
+        end,
+        expected_object_id=obj.object_id,
+    )

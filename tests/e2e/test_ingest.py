@@ -1,0 +1,340 @@
+"""The tus ingest API end to end through the Flask test client: create, patch, verify,
+receipt; and every refusal leaving nothing half-created."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import func, select
+
+from app import create_app
+from app.db import Database
+from audit import offline_verify
+from audit.adapters.ledger_tables import LedgerLeaf
+from evidence.adapters.sql.items import EvidenceItem
+from evidence.adapters.sql.vault import Upload
+from evidence.upload_metadata import encode_tus_metadata
+from tests.e2e.conftest import World
+from tests.e2e.vault_support import (
+    NORTH_CAMERA,
+    SOUTH_CAMERA,
+    Docks,
+    Sealed,
+    equip,
+    seal,
+    tus_headers,
+)
+
+
+@pytest.fixture
+def docks(world: World) -> Docks:
+    return equip(world.settings)
+
+
+@pytest.fixture
+def vault_app(world: World, docks: Docks) -> Flask:
+    app = create_app(world.settings)
+    yield app
+    app.extensions["bwc.db"].dispose()
+
+
+@pytest.fixture
+def api(vault_app: Flask) -> FlaskClient:
+    return vault_app.test_client()
+
+
+def _create(api: FlaskClient, credential: str, sealed: Sealed, **overrides: str):  # type: ignore[no-untyped-def]
+    headers = tus_headers(
+        credential,
+        **{"Upload-Length": str(len(sealed.ciphertext)), "Upload-Metadata": sealed.header},
+    )
+    headers.update(overrides)
+    return api.post("/api/v1/uploads/", headers=headers)
+
+
+def _patch(
+    api: FlaskClient, credential: str, location: str, data: bytes, offset: int, **extra: str
+):  # type: ignore[no-untyped-def]
+    headers = tus_headers(
+        credential,
+        **{"Upload-Offset": str(offset), "Content-Type": "application/offset+octet-stream"},
+        **extra,
+    )
+    return api.patch(location, data=data, headers=headers)
+
+
+def _upload(api: FlaskClient, credential: str, sealed: Sealed, chunk: int = 5000) -> str:
+    created = _create(api, credential, sealed)
+    assert created.status_code == 201, created.get_data(as_text=True)
+    location = created.headers["Location"]
+    offset = 0
+    while offset < len(sealed.ciphertext):
+        piece = sealed.ciphertext[offset : offset + chunk]
+        done = _patch(api, credential, location, piece, offset)
+        assert done.status_code == 204, done.get_data(as_text=True)
+        offset = int(done.headers["Upload-Offset"])
+    return location
+
+
+def _count(world: World, model: type) -> int:
+    database = Database(world.settings.database_url)
+    try:
+        with database.sessions() as session:
+            return int(session.scalar(select(func.count()).select_from(model)) or 0)
+    finally:
+        database.dispose()
+
+
+def test_options_advertises_tus_extensions_and_sha256(api: FlaskClient) -> None:
+    answer = api.options("/api/v1/uploads/")
+    assert answer.status_code == 204
+    assert answer.headers["Tus-Version"] == "1.0.0"
+    assert set(answer.headers["Tus-Extension"].split(",")) == {
+        "creation",
+        "checksum",
+        "termination",
+        "expiration",
+    }
+    assert answer.headers["Tus-Checksum-Algorithm"] == "sha256"
+    assert int(answer.headers["Tus-Max-Size"]) > 0
+
+
+def test_upload_becomes_a_verified_item_with_a_provable_receipt(
+    api: FlaskClient, docks: Docks, world: World
+) -> None:
+    plaintext = os.urandom(3 * 4096 + 17)
+    sealed = seal(docks, plaintext)
+    location = _upload(api, docks.north_credential, sealed)
+
+    receipt = api.get(location + "/receipt", headers=tus_headers(docks.north_credential)).get_json()
+    assert receipt["status"] == "verified"
+    assert receipt["sha256"] == hashlib.sha256(plaintext).hexdigest()
+    assert receipt["size"] == len(plaintext)
+    # The inclusion proof holds against the signed checkpoint with the log's key.
+    key_text = api.get("/api/v1/ledger/key").get_data(as_text=True).splitlines()[0]
+    checkpoint = offline_verify.verify_checkpoint(
+        receipt["checkpoint"], offline_verify.parse_verifier_key(key_text)
+    )
+    leaf = receipt["leaf"].encode()
+    proof = receipt["inclusion_proof"]
+    assert proof["tree_size"] == checkpoint.size
+    offline_verify.verify_inclusion(
+        offline_verify.leaf_hash(leaf),
+        receipt["leaf_index"],
+        checkpoint.size,
+        [bytes.fromhex(h) for h in proof["hashes"]],
+        checkpoint.root_hash,
+    )
+    event = json.loads(leaf)
+    assert event["type"] == "evidence.verified"
+    assert event["evidence_id"] == receipt["evidence_id"]
+    assert event["media_sha256"] == receipt["sha256"]
+    assert event["seq"] == 2
+
+
+def test_the_same_file_twice_maps_to_one_item(api: FlaskClient, docks: Docks, world: World) -> None:
+    plaintext = os.urandom(9000)
+    first = seal(docks, plaintext)
+    again = seal(docks, plaintext)  # a fresh data key and object id, same file
+    one = api.get(
+        _upload(api, docks.north_credential, first) + "/receipt",
+        headers=tus_headers(docks.north_credential),
+    ).get_json()
+    created = _create(api, docks.north_credential, again)
+    assert created.status_code == 201
+    assert created.headers["Upload-Offset"] == created.headers["Upload-Length"]
+    two = api.get(
+        created.headers["Location"] + "/receipt", headers=tus_headers(docks.north_credential)
+    ).get_json()
+    assert two["status"] == "verified" and two["duplicate"] is True
+    assert two["evidence_id"] == one["evidence_id"]
+    assert _count(world, EvidenceItem) == 1
+
+
+def test_a_declared_hash_that_does_not_match_is_rejected_and_nothing_is_kept(
+    api: FlaskClient, docks: Docks, world: World
+) -> None:
+    sealed = seal(docks, os.urandom(10000))
+    sealed.metadata["plaintext_sha256"] = hashlib.sha256(b"something else").hexdigest().encode()
+    created = _create(api, docks.north_credential, sealed)
+    location = created.headers["Location"]
+    answer = _patch(api, docks.north_credential, location, sealed.ciphertext, 0)
+    assert answer.status_code == 422
+    assert answer.get_json()["error"]["reason"] == "sha256_mismatch"
+    receipt = api.get(location + "/receipt", headers=tus_headers(docks.north_credential)).get_json()
+    assert receipt == receipt | {"status": "rejected", "reason": "sha256_mismatch"}
+    assert _count(world, EvidenceItem) == 0
+    objects = Path(world.settings.storage_url.removeprefix("file://"))
+    kept = [p for p in objects.rglob("*") if p.is_file() and p.name != ".lock"]
+    assert kept == [], "rejected bytes stayed in the store"
+    assert not any(world.settings.upload_path.iterdir()), "staged bytes stayed behind"
+
+
+def test_a_tampered_ciphertext_is_rejected(api: FlaskClient, docks: Docks, world: World) -> None:
+    sealed = seal(docks, os.urandom(10000))
+    broken = bytearray(sealed.ciphertext)
+    broken[5000] ^= 0x01
+    created = _create(api, docks.north_credential, sealed)
+    answer = _patch(api, docks.north_credential, created.headers["Location"], bytes(broken), 0)
+    assert answer.status_code == 422
+    assert answer.get_json()["error"]["reason"] == "integrity_failed"
+    assert _count(world, EvidenceItem) == 0
+
+
+def test_a_wrong_chunk_checksum_is_refused_and_the_chunk_discarded(
+    api: FlaskClient, docks: Docks
+) -> None:
+    sealed = seal(docks, os.urandom(10000))
+    location = _create(api, docks.north_credential, sealed).headers["Location"]
+    wrong = base64.b64encode(hashlib.sha256(b"not this").digest()).decode()
+    answer = _patch(
+        api,
+        docks.north_credential,
+        location,
+        sealed.ciphertext[:4000],
+        0,
+        **{"Upload-Checksum": f"sha256 {wrong}"},
+    )
+    assert answer.status_code == 460
+    head = api.head(location, headers=tus_headers(docks.north_credential))
+    assert head.headers["Upload-Offset"] == "0"
+    right = base64.b64encode(hashlib.sha256(sealed.ciphertext[:4000]).digest()).decode()
+    ok = _patch(
+        api,
+        docks.north_credential,
+        location,
+        sealed.ciphertext[:4000],
+        0,
+        **{"Upload-Checksum": f"sha256 {right}"},
+    )
+    assert ok.status_code == 204 and ok.headers["Upload-Offset"] == "4000"
+    md5 = _patch(
+        api, docks.north_credential, location, b"x", 4000, **{"Upload-Checksum": "md5 eA=="}
+    )
+    assert md5.status_code == 400
+
+
+def test_an_offset_that_does_not_match_is_a_conflict(api: FlaskClient, docks: Docks) -> None:
+    sealed = seal(docks, os.urandom(10000))
+    location = _create(api, docks.north_credential, sealed).headers["Location"]
+    assert (
+        _patch(api, docks.north_credential, location, sealed.ciphertext[:100], 50).status_code
+        == 409
+    )
+
+
+def test_unknown_and_revoked_docks_are_refused(
+    api: FlaskClient, docks: Docks, world: World
+) -> None:
+    sealed = seal(docks, b"x" * 100)
+    assert _create(api, "bwcd_not-a-credential", sealed).status_code == 401
+    assert api.post("/api/v1/uploads/", headers={"Tus-Resumable": "1.0.0"}).status_code == 401
+    from app.devices import dock_for_credential, revoke_dock
+
+    database = Database(world.settings.database_url)
+    with database.transaction() as session:
+        dock = dock_for_credential(session, docks.north_credential)
+        assert dock is not None
+        revoke_dock(session, dock, actor="cli", now=dock.created_at)
+    database.dispose()
+    assert _create(api, docks.north_credential, sealed).status_code == 401
+
+
+def test_a_camera_of_another_school_or_unregistered_is_refused_and_logged(
+    api: FlaskClient, docks: Docks, world: World
+) -> None:
+    before = _count(world, LedgerLeaf)
+    foreign = seal(docks, b"x" * 100, camera=SOUTH_CAMERA)
+    answer = _create(api, docks.north_credential, foreign)
+    assert answer.status_code == 403
+    assert answer.get_json()["error"]["reason"] == "unregistered_camera"
+    unknown = seal(docks, b"x" * 100, camera="BWC-7777")
+    assert _create(api, docks.north_credential, unknown).status_code == 403
+    assert _count(world, Upload) == 0
+    assert _count(world, LedgerLeaf) == before + 2  # both refusals are in the ledger
+
+
+@pytest.mark.parametrize(
+    ("change", "status", "reason"),
+    [
+        ({"Upload-Length": "123"}, 400, "length_mismatch"),
+        ({"Upload-Length": "-1"}, 400, "bad_length"),
+        ({"Upload-Length": str(9 * 1024**4)}, 413, "too_large"),
+        ({"Upload-Metadata": "camera_serial !!notbase64"}, 400, "bad_metadata"),
+        ({"Upload-Metadata": ""}, 400, "missing_metadata"),
+    ],
+)
+def test_malformed_creations_get_clear_errors(
+    api: FlaskClient, docks: Docks, world: World, change: dict[str, str], status: int, reason: str
+) -> None:
+    sealed = seal(docks, b"y" * 5000)
+    answer = _create(api, docks.north_credential, sealed, **change)
+    assert answer.status_code == status
+    assert answer.get_json()["error"]["reason"] == reason
+    assert _count(world, Upload) == 0
+
+
+def test_tus_version_is_required(api: FlaskClient, docks: Docks) -> None:
+    sealed = seal(docks, b"y" * 10)
+    headers = tus_headers(docks.north_credential, **{"Upload-Length": "1"})
+    del headers["Tus-Resumable"]
+    assert api.post("/api/v1/uploads/", headers=headers).status_code == 412
+    assert sealed  # the seal itself is fine
+
+
+def test_another_docks_upload_does_not_exist(api: FlaskClient, docks: Docks) -> None:
+    sealed = seal(docks, os.urandom(5000))
+    location = _create(api, docks.north_credential, sealed).headers["Location"]
+    other = tus_headers(docks.south_credential)
+    assert api.head(location, headers=other).status_code == 404
+    assert api.get(location + "/receipt", headers=other).status_code == 404
+    assert _patch(api, docks.south_credential, location, b"x", 0).status_code == 404
+
+
+def test_termination_removes_the_staged_bytes(api: FlaskClient, docks: Docks, world: World) -> None:
+    sealed = seal(docks, os.urandom(10000))
+    location = _create(api, docks.north_credential, sealed).headers["Location"]
+    _patch(api, docks.north_credential, location, sealed.ciphertext[:3000], 0)
+    assert api.delete(location, headers=tus_headers(docks.north_credential)).status_code == 204
+    assert api.head(location, headers=tus_headers(docks.north_credential)).status_code == 410
+    assert not any(world.settings.upload_path.iterdir())
+
+
+def test_abandoned_uploads_expire_and_are_cleaned_up(
+    api: FlaskClient, docks: Docks, world: World, vault_app: Flask
+) -> None:
+    from datetime import timedelta
+
+    from app.ingest import expire_uploads
+
+    sealed = seal(docks, os.urandom(10000))
+    location = _create(api, docks.north_credential, sealed).headers["Location"]
+    _patch(api, docks.north_credential, location, sealed.ciphertext[:3000], 0)
+    database = Database(world.settings.database_url)
+    with database.sessions() as session:
+        upload = session.scalars(select(Upload)).one()
+        deadline = upload.expires_at
+    assert (
+        expire_uploads(
+            database, vault_app.extensions["bwc.staging"], deadline - timedelta(seconds=1)
+        )
+        == 0
+    )
+    assert (
+        expire_uploads(
+            database, vault_app.extensions["bwc.staging"], deadline + timedelta(seconds=1)
+        )
+        == 1
+    )
+    database.dispose()
+    assert api.head(location, headers=tus_headers(docks.north_credential)).status_code == 410
+    assert not any(world.settings.upload_path.iterdir())
+    assert encode_tus_metadata({}) == ""
+    assert NORTH_CAMERA
