@@ -91,6 +91,14 @@ def seed(settings: Settings) -> World:
 
 
 @pytest.fixture
+def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, db_url: str) -> Path:
+    """The environment of a `bwc` command: a data dir of its own and the test database."""
+    monkeypatch.setenv("BWC_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("BWC_DATABASE_URL", db_url)
+    return tmp_path
+
+
+@pytest.fixture
 def world(db_url: str, tmp_path: Path) -> World:
     settings = Settings(
         data_dir=tmp_path,

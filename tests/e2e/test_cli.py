@@ -18,13 +18,6 @@ from app import cli
 from tests.fast_hashing import fast_password_hashing  # noqa: F401
 
 
-@pytest.fixture
-def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, db_url: str) -> Path:
-    monkeypatch.setenv("BWC_DATA_DIR", str(tmp_path))
-    monkeypatch.setenv("BWC_DATABASE_URL", db_url)
-    return tmp_path
-
-
 def run(capsys: pytest.CaptureFixture[str], *args: str, stdin: str = "") -> tuple[int, str, str]:
     sys.stdin = io.StringIO(stdin)
     try:

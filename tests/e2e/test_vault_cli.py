@@ -13,7 +13,7 @@ from sqlalchemy import select
 from app.db import Database
 from audit.adapters.ledger_tables import LedgerLeaf
 from evidence.adapters.sql.items import EvidenceItem
-from tests.e2e.test_cli import env, run  # noqa: F401  (fixture and helper)
+from tests.e2e.test_cli import run
 
 
 def _setup(capsys: pytest.CaptureFixture[str]) -> None:
