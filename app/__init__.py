@@ -26,9 +26,9 @@ def create_app(
 ) -> Flask:
     """Build the app from settings (from the environment when not given).
 
-    start_worker runs the ledger's background checkpointer and self-audit in this
-    process (when BWC_CHECKPOINT_SECONDS > 0). vault overrides the object store and
-    key provider the settings name (tests)."""
+    start_worker runs this process's background threads (when BWC_CHECKPOINT_SECONDS
+    > 0): the ledger checkpointer and self-audit, and the upload expiry sweep. vault
+    overrides the object store and key provider the settings name (tests)."""
     settings = settings or Settings.from_env()
     settings.check()
     if not settings.secret_key:
@@ -74,6 +74,7 @@ def create_app(
 
     from app.api import api
     from app.api.content import content_api
+    from app.api.docks import docks_api
     from app.api.ledger import ledger_api
     from app.api.openapi import openapi
     from app.api.uploads import uploads_api
@@ -100,7 +101,8 @@ def create_app(
     app.register_blueprint(openapi)
     app.register_blueprint(uploads_api)
     app.register_blueprint(content_api)
-    for blueprint in (api, ledger_api, openapi, uploads_api):
+    app.register_blueprint(docks_api)
+    for blueprint in (api, ledger_api, openapi, uploads_api, docks_api):
         csrf.exempt(blueprint)  # the API authenticates with tokens, never with cookies
 
     ledger = LedgerService(database, settings)
@@ -109,6 +111,11 @@ def create_app(
         worker = LedgerWorker(ledger, settings.checkpoint_seconds, settings.ledger_audit_minutes)
         worker.start()
         app.extensions["bwc.ledger_worker"] = worker
+        from app.maintenance import MaintenanceWorker
+
+        upkeep = MaintenanceWorker(database, app.extensions["bwc.staging"])
+        upkeep.start()
+        app.extensions["bwc.maintenance"] = upkeep
 
     removed = prune_expired(app, idle, datetime.now(UTC))
     if removed:

@@ -7,6 +7,8 @@ from typing import Any
 from flask import Blueprint, jsonify
 from flask.typing import ResponseReturnValue
 
+from app.api import openapi_vault
+
 openapi = Blueprint("openapi", __name__, url_prefix="/api/v1")
 
 _ORIGIN = {
@@ -183,6 +185,11 @@ DOCUMENT: dict[str, Any] = {
         }
     },
 }
+
+
+DOCUMENT["paths"].update(openapi_vault.PATHS)
+DOCUMENT["components"]["schemas"].update(openapi_vault.SCHEMAS)
+DOCUMENT["components"].setdefault("securitySchemes", {}).update(openapi_vault.SECURITY_SCHEMES)
 
 
 @openapi.get("/openapi.json")

@@ -338,3 +338,51 @@ def test_abandoned_uploads_expire_and_are_cleaned_up(
     assert not any(world.settings.upload_path.iterdir())
     assert encode_tus_metadata({}) == ""
     assert NORTH_CAMERA
+
+
+def test_a_dock_enrols_once_and_gets_what_it_pins(
+    api: FlaskClient, docks: Docks, world: World
+) -> None:
+    from datetime import UTC, datetime
+
+    from app.devices import create_dock
+    from evidence.adapters.sql.org import District, School
+
+    database = Database(world.settings.database_url)
+    with database.transaction() as session:
+        district = session.scalars(select(District)).one()
+        school = session.scalars(select(School).where(School.code == "NHS")).one()
+        _, token = create_dock(
+            session, district, school, "gym-dock", actor="cli", now=datetime.now(UTC)
+        )
+    database.dispose()
+    answer = api.post("/api/v1/docks/enrol", json={"token": token})
+    assert answer.status_code == 201
+    body = answer.get_json()
+    assert body["dock"] == "gym-dock"
+    assert body["ingest_key"]["version"] == docks.ingest_version
+    assert (
+        body["log"]["verifier_key"]
+        == api.get("/api/v1/ledger/key").get_data(as_text=True).splitlines()[0]
+    )
+    key = api.get("/api/v1/ingest/key", headers={"Authorization": f"Bearer {body['credential']}"})
+    assert (
+        key.status_code == 200 and key.get_json()["public_key"] == body["ingest_key"]["public_key"]
+    )
+    assert api.post("/api/v1/docks/enrol", json={"token": token}).status_code == 404
+    assert api.post("/api/v1/docks/enrol", json={"nope": 1}).status_code == 400
+    assert api.post("/api/v1/docks/enrol", data="x" * 10).status_code == 400
+
+
+def test_the_openapi_document_describes_every_api_route(api: FlaskClient, vault_app: Flask) -> None:
+    import re
+
+    paths = api.get("/api/v1/openapi.json").get_json()["paths"]
+    for rule in vault_app.url_map.iter_rules():
+        if not rule.rule.startswith("/api/v1/") or rule.endpoint == "openapi.document":
+            continue
+        path = re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", rule.rule)
+        assert path in paths, f"{path} is not in the OpenAPI document"
+        described = set(paths[path]) - {"parameters"}
+        wanted = {m.lower() for m in (rule.methods or set())} - {"head", "options"}
+        assert wanted <= described, (path, wanted - described)

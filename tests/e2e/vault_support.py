@@ -28,7 +28,7 @@ class Docks:
     ingest_public: bytes
 
 
-def equip(settings: Settings) -> Docks:
+def equip(settings: Settings, vault: Vault | None = None) -> Docks:
     """Keyring, ingest key, a camera and an enrolled dock at each of NHS and SMS."""
     now = datetime.now(UTC)
     ensure_keyring(settings, now)
@@ -36,7 +36,7 @@ def equip(settings: Settings) -> Docks:
     database = Database(settings.database_url)
     try:
         with database.transaction() as session:
-            vault = Vault(settings)
+            vault = vault or Vault(settings)
             version, _ = vault.ensure_ingest_key(session, now)
             district = session.query(District).one()
             schools = {s.code: s for s in session.query(School)}
