@@ -10,6 +10,7 @@ import base64
 import binascii
 import hashlib
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 from email.utils import format_datetime
 from functools import wraps
 from typing import Any, TypeVar, cast
@@ -239,14 +240,14 @@ def patch(upload_id: str) -> ResponseReturnValue:
         # Verified already (a file the service held before, or a retry after the final
         # PATCH): the body is not needed; the full offset tells the client it is done.
         return _offset_headers(Response(status=204), upload, upload.length)
-    remaining = upload.length - int(raw_offset)
+    upload_id, length, claimed = upload.id, upload.length, int(raw_offset)
     # Bytes beyond the upload's length are refused below with a tus answer, not here.
-    request.max_content_length = max(remaining, 0) + 1
-    db().rollback()  # hold no transaction while bytes arrive
+    request.max_content_length = max(length - claimed, 0) + 1
+    db().rollback()  # hold no transaction (nor touch the row) while bytes arrive
     try:
-        with _staging().locked(upload.id) as staged:
+        with _staging().locked(upload_id) as staged:
             start = staged.offset
-            if int(raw_offset) != start:
+            if claimed != start:
                 return _error(409, "offset_mismatch", f"the upload's offset is {start}")
             hasher = hashlib.sha256() if expected is not None else None
 
@@ -257,7 +258,7 @@ def patch(upload_id: str) -> ResponseReturnValue:
                     yield chunk
 
             try:
-                _written, cut = staged.append(hashed(), upload.length - start)
+                _written, cut = staged.append(hashed(), length - start)
             except ValueError:
                 staged.truncate(start)
                 return _error(413, "too_long", "more bytes than Upload-Length")
@@ -266,14 +267,14 @@ def patch(upload_id: str) -> ResponseReturnValue:
                 if not cut:
                     return _error(460, "checksum_mismatch", "the chunk's SHA-256 does not match")
             offset = staged.offset
-            _record_offset(upload.id, offset)
+            _record_offset(upload_id, offset)
             if cut:
                 return _tus(Response(status=400))
-            if offset == upload.length:
-                return _finish(upload.id, offset)
+            if offset == length:
+                return _finish(upload_id, offset)
     except UploadBusy:
         return _error(423, "busy", "another request is writing this upload; retry shortly")
-    fresh = must_get(db(), Upload, upload.id)
+    fresh = must_get(db(), Upload, upload_id)
     return _offset_headers(Response(status=204), fresh, offset)
 
 
@@ -281,8 +282,6 @@ def _record_offset(upload_id: str, offset: int) -> None:
     upload = db().get(Upload, upload_id, populate_existing=True)
     if upload is not None:
         settings = current_app.extensions["bwc.settings"]
-        from datetime import timedelta
-
         upload.upload_offset = offset
         upload.expires_at = now() + timedelta(hours=settings.upload_expiry_hours)
         db().commit()
