@@ -10,11 +10,14 @@ import logging
 import threading
 from datetime import UTC, datetime
 
+from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError
 
 from app.db import Database
-from app.ingest import expire_uploads
+from app.ingest import record_event
 from app.staging import Staging
+from audit.events import EventType
+from evidence.adapters.sql.vault import Upload
 
 logger = logging.getLogger(__name__)
 EXPIRY_SWEEP_SECONDS = 600.0
@@ -49,3 +52,30 @@ class MaintenanceWorker:
                 self.sweep()
             except (DBAPIError, OSError) as exc:
                 logger.warning("upload expiry sweep failed (will retry): %s", exc)
+
+
+def expire_uploads(database: Database, staging: Staging, now: datetime) -> int:
+    """Expire uploads with no progress past their deadline and remove their bytes."""
+    with database.transaction() as session:
+        stale = list(
+            session.scalars(
+                select(Upload).where(Upload.status == "receiving", Upload.expires_at < now)
+            )
+        )
+        for upload in stale:
+            upload.status, upload.reason, upload.dock_wrapped_key = "expired", "expired", None
+            upload.completed_at = now
+            record_event(
+                session,
+                EventType.UPLOAD_EXPIRED,
+                now,
+                upload.district_id,
+                "system",
+                subject=f"upload:{upload.id}",
+                sha256=upload.plaintext_sha256,
+                received=upload.upload_offset,
+                length=upload.length,
+            )
+    for upload in stale:
+        staging.remove(upload.id)
+    return len(stale)

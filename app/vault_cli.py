@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 from app import ingest
 from app.accounts import admin as accounts
 from app.db import Database, schema_is_current
+from app.declaration import UploadRefused, declare
 from app.devices import create_dock, register_camera
 from app.rotation import rotate_keys
 from app.settings import Settings
@@ -128,7 +129,7 @@ def cmd_evidence_import(settings: Settings, args: argparse.Namespace) -> None:
                 dst.flush()
                 os.fsync(dst.fileno())
             try:
-                declaration = ingest.declare(meta, result.ciphertext_size, settings)
+                declaration = declare(meta, result.ciphertext_size, settings)
                 with database.transaction() as session:
                     district = accounts.only_district(session)
                     upload = ingest.create_upload(
@@ -143,7 +144,7 @@ def cmd_evidence_import(settings: Settings, args: argparse.Namespace) -> None:
                         actor=CLI_ACTOR,
                     )
                     upload_id, existing = upload.id, upload.evidence_id
-            except ingest.UploadRefused as refused:
+            except UploadRefused as refused:
                 raise VaultCliError(str(refused)) from None
             if existing:
                 print(f"already held as evidence {existing} (sha256 {result.plaintext_sha256})")

@@ -21,8 +21,8 @@ from werkzeug.exceptions import ClientDisconnected
 
 from app import ingest
 from app.db import must_get
+from app.declaration import UploadRefused, declare, parse_metadata
 from app.devices import dock_for_credential
-from app.ingest import UploadRefused
 from app.ledger import LedgerService
 from app.receipts import receipt
 from app.staging import CHUNK, Staging, UploadBusy
@@ -142,8 +142,8 @@ def create() -> ResponseReturnValue:
     if request.content_length:
         return _error(400, "creation_with_upload", "send the bytes with PATCH after creating")
     try:
-        meta = ingest.parse_metadata(request.headers.get("Upload-Metadata", ""))
-        declaration = ingest.declare(meta, length, settings)
+        meta = parse_metadata(request.headers.get("Upload-Metadata", ""))
+        declaration = declare(meta, length, settings)
         upload = ingest.create_upload(
             db(),
             _staging(),

@@ -312,7 +312,7 @@ def test_abandoned_uploads_expire_and_are_cleaned_up(
 ) -> None:
     from datetime import timedelta
 
-    from app.ingest import expire_uploads
+    from app.maintenance import expire_uploads
 
     sealed = seal(docks, os.urandom(10000))
     location = _create(api, docks.north_credential, sealed).headers["Location"]
