@@ -81,12 +81,14 @@ def create_app(
     from app.ledger import LedgerService, LedgerWorker
     from app.web import admin, auth, errors, headers, home, ledger_pages
     from app.web.context import close_db, load_signed_in_user, permits
+    from app.web.fixity_alarm import tampered_count
     from evidence.policy import Action
 
     app.jinja_env.globals.update(
         permits=permits,
         Action=Action,
         ledger_alarm=lambda: ledger_pages.alarm_for(g.get("principal")),
+        fixity_alarm=lambda: tampered_count(g.get("principal")),
     )
     app.before_request(load_signed_in_user)
     app.teardown_appcontext(close_db)

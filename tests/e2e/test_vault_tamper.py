@@ -202,3 +202,18 @@ def test_an_export_decrypts_and_verifies(stored: Stored, tmp_path: Path) -> None
             stored.database, stored.vault, stored.ids[0], out, actor="cli", now=datetime.now(UTC)
         )
     assert sha
+
+
+def test_a_failed_fixity_check_raises_an_alarm_for_those_who_must_act(
+    stored: Stored, backend: Backend, world: World
+) -> None:
+    victim = stored.ids[0]
+    backend.write(_key(victim), _flip(backend.read(_key(victim)), 100))
+    check_fixity(stored.database, stored.vault, victim, actor="cli", now=datetime.now(UTC))
+    for who, shown in (("admin", True), ("records", True), ("oversight", True), ("wearer", False)):
+        client = stored.app.test_client()
+        sign_in(client, world.people[who])
+        page = client.get("/home").get_data(as_text=True)
+        assert ('id="fixity-alarm"' in page) is shown, who
+        if shown:
+            assert "1 evidence item failed a fixity check" in page
