@@ -65,13 +65,15 @@ class Header:
 
 @dataclass(frozen=True)
 class EncryptResult:
-    """What encrypt_stream wrote: sizes and SHA-256 (hex) of both sides."""
+    """What encrypt_stream wrote: the plaintext's SHA-256 (hex) and both sizes.
+
+    No ciphertext digest: the service hashes what it stored itself, and a second hash in
+    the dock's one read pass would cost more than the encryption."""
 
     object_id: bytes
     plaintext_sha256: str
     plaintext_size: int
     ciphertext_size: int
-    ciphertext_sha256: str
 
 
 class RangeSource(Protocol):
@@ -299,7 +301,7 @@ def encrypt_stream(
     segment_size: int = DEFAULT_SEGMENT_SIZE,
 ) -> EncryptResult:
     """Encrypt everything read from src into dst (header first), in one read pass that
-    also SHA-256-hashes the plaintext and the ciphertext.
+    also SHA-256-hashes the plaintext.
 
     The plaintext digest is what the caller compares with the dock's manifest; it is of
     the bytes actually encrypted, so a short src hashes cleanly and the size tells.
@@ -309,9 +311,8 @@ def encrypt_stream(
     (buffered files, BytesIO, upload streams)."""
     encryptor = SegmentEncryptor(dek, object_id=object_id, segment_size=segment_size)
     aead, header = encryptor._aead, encryptor.header()
-    plain_hash, cipher_hash = hashlib.sha256(), hashlib.sha256()
+    plain_hash = hashlib.sha256()
     dst.write(header)
-    cipher_hash.update(header)
     fill = _filler(src)
     current, ahead = memoryview(bytearray(segment_size)), memoryview(bytearray(segment_size))
     sealed = memoryview(bytearray(segment_size + TAG_SIZE))
@@ -327,7 +328,6 @@ def encrypt_stream(
             hashed_ahead = hasher.submit(plain_hash.update, ahead[:m])
             out = sealed[: n + TAG_SIZE]
             aead.encrypt_into(_nonce(index, m == 0), current[:n], header, out)
-            cipher_hash.update(out)
             dst.write(out)
             plain_total += n
             cipher_total += n + TAG_SIZE
@@ -342,7 +342,6 @@ def encrypt_stream(
         plaintext_sha256=plain_hash.hexdigest(),
         plaintext_size=plain_total,
         ciphertext_size=cipher_total,
-        ciphertext_sha256=cipher_hash.hexdigest(),
     )
 
 
