@@ -15,8 +15,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.accounts.admin import new_pseudonym
-from audit.adapters.sql import SqlEventRecorder
-from audit.events import AuditEvent, EventType
+from app.custody import record_event
+from audit.events import EventType
 from evidence.adapters.sql.org import Camera, District, Dock, School, Wearer
 from evidence.errors import Conflict, InvalidInput, NotFound
 
@@ -40,16 +40,7 @@ def _record(
     subject: str,
     **details: object,
 ) -> None:
-    SqlEventRecorder(session).record(
-        AuditEvent(
-            type=kind,
-            occurred_at=now,
-            district_id=district_id,
-            actor=actor,
-            subject=subject,
-            details=dict(details),
-        )
-    )
+    record_event(session, kind, now, district_id, actor, subject=subject, **details)
 
 
 def register_camera(

@@ -13,10 +13,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+from sqlalchemy.orm import Session
+
+from app.custody import record_event
 from app.db import Database, must_get
 from app.vault import Vault, decode_wrapped, item_context
-from audit.adapters.sql import SqlEventRecorder
-from audit.events import AuditEvent, EventType
+from audit.events import EventType
 from evidence import vault as vault_core
 from evidence.adapters.sql.items import EvidenceItem
 from evidence.errors import EvidenceError, IntegrityError, NotFound, StorageError
@@ -52,24 +54,23 @@ def _obj(item: EvidenceItem) -> vault_core.EncryptedObject:
 
 
 def _event(
-    session: object,
+    session: Session,
     item: EvidenceItem,
     kind: EventType,
     actor: str,
     now: datetime,
     **details: object,
 ) -> None:
-    SqlEventRecorder(session).record(  # type: ignore[arg-type]
-        AuditEvent(
-            type=kind,
-            occurred_at=now,
-            district_id=item.district_id,
-            actor=actor,
-            subject=f"evidence:{item.id}",
-            evidence_id=item.id,
-            media_sha256=item.sha256,
-            details=dict(details),
-        )
+    record_event(
+        session,
+        kind,
+        now,
+        item.district_id,
+        actor,
+        subject=f"evidence:{item.id}",
+        evidence_id=item.id,
+        sha256=item.sha256,
+        **details,
     )
 
 

@@ -22,14 +22,14 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError as DbIntegrityError
 from sqlalchemy.orm import Session
 
+from app.custody import record_event
 from app.db import Database, must_get
 from app.declaration import Declaration, UploadRefused, as_json
 from app.devices import find_camera
 from app.settings import Settings
 from app.staging import Staging
 from app.vault import Vault, encode_wrapped, item_context
-from audit.adapters.sql import SqlEventRecorder
-from audit.events import AuditEvent, EventType
+from audit.events import EventType
 from evidence import vault as vault_core
 from evidence.adapters.sql.items import EvidenceItem
 from evidence.adapters.sql.org import Camera, Dock, Wearer
@@ -39,33 +39,6 @@ from evidence.errors import EvidenceError, IntegrityError, StorageError
 from evidence.upload_metadata import dock_context
 
 logger = logging.getLogger(__name__)
-
-
-def record_event(
-    session: Session,
-    kind: EventType,
-    now: datetime,
-    district_id: int,
-    actor: str,
-    *,
-    subject: str | None = None,
-    evidence_id: str | None = None,
-    sha256: str | None = None,
-    device: str | None = None,
-    **details: object,
-) -> str:
-    event = AuditEvent(
-        type=kind,
-        occurred_at=now,
-        district_id=district_id,
-        actor=actor,
-        device=device,
-        subject=subject,
-        evidence_id=evidence_id,
-        media_sha256=sha256,
-        details=dict(details),
-    )
-    return SqlEventRecorder(session).record(event)
 
 
 def find_duplicate(session: Session, camera_id: int, file_identity: str, sha: str) -> str | None:

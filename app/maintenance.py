@@ -13,8 +13,8 @@ from datetime import UTC, datetime
 from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError
 
+from app.custody import record_event
 from app.db import Database
-from app.ingest import record_event
 from app.staging import Staging
 from audit.events import EventType
 from evidence.adapters.sql.vault import Upload

@@ -12,6 +12,7 @@ from audit.adapters.ledger_tables import (
 )
 from audit.adapters.sql import AuditEventRow
 from evidence.adapters.sql.base import metadata
+from evidence.adapters.sql.docking import ActivationEvent, Alert, DockSession
 from evidence.adapters.sql.items import (
     Bookmark,
     Category,
@@ -27,6 +28,9 @@ from evidence.adapters.sql.org import Camera, District, Dock, RoleGrant, School,
 from evidence.adapters.sql.vault import IngestKey, Upload
 
 __all__ = [
+    "ActivationEvent",
+    "Alert",
+    "DockSession",
     "AuditEventRow",
     "Bookmark",
     "Camera",

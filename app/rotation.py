@@ -11,12 +11,13 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from app.accounts.admin import only_district
+from app.custody import record_event
 from app.db import Database
 from app.vault import Vault, decode_wrapped, encode_wrapped, item_context
-from audit.adapters.sql import SqlEventRecorder
-from audit.events import AuditEvent, EventType
+from audit.events import EventType
 from evidence.adapters.sql.items import Derivative, EvidenceItem
 from evidence.adapters.sql.vault import IngestKey
 
@@ -56,7 +57,7 @@ def _pending(database: Database, version: str) -> bool:
 
 
 def _record(
-    session: object,
+    session: Session,
     kind: EventType,
     district_id: int,
     actor: str,
@@ -65,17 +66,17 @@ def _record(
     sha: str | None = None,
     **details: object,
 ) -> None:
-    SqlEventRecorder(session).record(  # type: ignore[arg-type]
-        AuditEvent(
-            type=kind,
-            occurred_at=now,
-            district_id=district_id,
-            actor=actor,
-            subject=f"evidence:{evidence_id}" if evidence_id else "keys:kek",
-            evidence_id=evidence_id,
-            media_sha256=sha,
-            details=dict(details),
-        )
+    subject = f"evidence:{evidence_id}" if evidence_id else "keys:kek"
+    record_event(
+        session,
+        kind,
+        now,
+        district_id,
+        actor,
+        subject=subject,
+        evidence_id=evidence_id,
+        sha256=sha,
+        **details,
     )
 
 

@@ -57,9 +57,13 @@ class EventType(StrEnum):
     # Ingest refusals name no item: none was created.
     INGEST_REJECTED = "ingest.rejected"
     UPLOAD_EXPIRED = "ingest.upload_expired"
+    CAMERA_WIPED = "evidence.camera_wiped"
+    DOCK_SESSION = "dock.session_recorded"
+    DEVICE_REFUSED = "dock.device_refused"
+    CLOCK_OFFSET_MEASURED = "camera.clock_offset_measured"
+    ACTIVATIONS_RECEIVED = "camera.activations_received"
     KEY_ROTATION_STARTED = "keys.rotation_started"
     KEY_ROTATION_COMPLETED = "keys.rotation_completed"
-    INGEST_KEY_CREATED = "keys.ingest_key_created"
 
 
 def new_event_id() -> str:

@@ -16,11 +16,11 @@ from urllib.parse import quote
 from flask import Blueprint, Response, abort, current_app, g, request, session
 from flask.typing import ResponseReturnValue
 
+from app.custody import record_event
 from app.ranges import ByteRange, Unsatisfiable, parse_range
 from app.vault import Vault, decode_wrapped, item_context
 from app.web.context import current_principal, db, login_required, now, require
-from audit.adapters.sql import SqlEventRecorder
-from audit.events import AuditEvent, EventType
+from audit.events import EventType
 from evidence import vault as vault_core
 from evidence.adapters.sql.items import EvidenceItem
 from evidence.errors import IntegrityError, StorageError
@@ -69,17 +69,18 @@ def _purpose() -> tuple[str, str]:
 
 def _record_access(item: EvidenceItem, kind: EventType, purpose: str, note: str) -> None:
     user = g.user
-    SqlEventRecorder(db()).record(
-        AuditEvent(
-            type=kind,
-            occurred_at=now(),
-            district_id=item.district_id,
-            actor=user.pseudonym,
-            subject=f"evidence:{item.id}",
-            evidence_id=item.id,
-            media_sha256=item.sha256,
-            details={"purpose": purpose, "note": note, "user_id": user.id},
-        )
+    record_event(
+        db(),
+        kind,
+        now(),
+        item.district_id,
+        user.pseudonym,
+        subject=f"evidence:{item.id}",
+        evidence_id=item.id,
+        sha256=item.sha256,
+        purpose=purpose,
+        note=note,
+        user_id=user.id,
     )
     db().commit()
 

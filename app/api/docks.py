@@ -1,4 +1,4 @@
-"""Dock enrolment: a one-time token becomes the dock's credential (DESIGN.md §5).
+"""The docks' API: enrolment, and what a dock reports beside the footage (DESIGN.md §5).
 
 The answer also carries what the dock pins for the rest of its life: the service's
 ingest public key (to wrap data keys to) and the custody log's verifier key (to check
@@ -8,10 +8,19 @@ from __future__ import annotations
 
 from typing import cast
 
-from flask import Blueprint, current_app, jsonify, request
+from flask import Blueprint, Response, current_app, g, jsonify, request
 from flask.typing import ResponseReturnValue
 
+from app.api.dock_auth import dock_error, dock_required
+from app.declaration import UploadRefused
 from app.devices import enrol_dock
+from app.docking import (
+    record_activations,
+    record_heartbeat,
+    record_session,
+    record_wipe,
+    registered_cameras,
+)
 from app.ledger import LedgerService
 from app.vault import INGEST_ALGORITHM, Vault
 from app.web.context import db, now
@@ -46,3 +55,70 @@ def enrol() -> ResponseReturnValue:
     }
     db().commit()
     return jsonify(answer), 201
+
+
+MAX_REPORT = 4 * 1024 * 1024
+
+
+def _json_body() -> object:
+    """The request's JSON, bounded; None when missing or not JSON."""
+    if request.content_length is None or request.content_length > MAX_REPORT:
+        return None
+    request.max_content_length = MAX_REPORT
+    return request.get_json(silent=True)
+
+
+def _refused(refused: UploadRefused) -> ResponseReturnValue:
+    db().rollback()
+    return dock_error(refused.status, refused.reason, str(refused))
+
+
+@docks_api.get("/cameras")
+@dock_required
+def cameras() -> ResponseReturnValue:
+    """Cameras this dock may offload (identity rule 1: registered to its school)."""
+    return jsonify(cameras=registered_cameras(db(), g.dock))
+
+
+@docks_api.post("/heartbeat")
+@dock_required
+def heartbeat() -> ResponseReturnValue:
+    try:
+        record_heartbeat(g.dock, _json_body(), now())
+    except UploadRefused as refused:
+        return _refused(refused)
+    db().commit()
+    return Response(status=204)
+
+
+@docks_api.post("/sessions")
+@dock_required
+def sessions() -> ResponseReturnValue:
+    try:
+        row = record_session(db(), g.dock, _json_body(), now())
+    except UploadRefused as refused:
+        return _refused(refused)
+    db().commit()
+    return jsonify(session_id=row.session_id, alerts=row.alerts), 201
+
+
+@docks_api.post("/activations")
+@dock_required
+def activations() -> ResponseReturnValue:
+    try:
+        added = record_activations(db(), g.dock, _json_body(), now())
+    except UploadRefused as refused:
+        return _refused(refused)
+    db().commit()
+    return jsonify(added=added), 201
+
+
+@docks_api.post("/wipes")
+@dock_required
+def wipes() -> ResponseReturnValue:
+    try:
+        record_wipe(db(), g.dock, _json_body(), now())
+    except UploadRefused as refused:
+        return _refused(refused)
+    db().commit()
+    return Response(status=204)

@@ -1,4 +1,5 @@
-"""The OpenAPI paths of the vault: dock enrolment, tus uploads, receipts, content reads."""
+"""The OpenAPI paths of the vault and the docks: enrolment, reports, tus uploads,
+receipts, content reads."""
 
 from __future__ import annotations
 
@@ -66,6 +67,50 @@ PATHS: dict[str, Any] = {
                 "201": {"description": "Credential, ingest public key and log verifier key"},
                 "400": _ERROR,
                 "404": _ERROR,
+            },
+        }
+    },
+    "/api/v1/docks/cameras": {
+        "get": {
+            "summary": "Cameras this dock may offload: registered to its school, not retired",
+            "security": _DOCK,
+            "responses": {"200": {"description": "Serial, profile, wearer badge"}, "401": _ERROR},
+        }
+    },
+    "/api/v1/docks/heartbeat": {
+        "post": {
+            "summary": "The dock's state: bays, spool use, queue, last error (≤ 16 KiB JSON)",
+            "security": _DOCK,
+            "responses": {"204": {"description": "Recorded"}, "400": _ERROR, "401": _ERROR},
+        }
+    },
+    "/api/v1/docks/sessions": {
+        "post": {
+            "summary": "A docking session report (DESIGN.md §6 vocabulary); raises its alerts",
+            "security": _DOCK,
+            "responses": {"201": {"description": "Stored"}, "400": _ERROR, "401": _ERROR},
+        }
+    },
+    "/api/v1/docks/activations": {
+        "post": {
+            "summary": "Activation events from a camera's log, with the measured clock offset",
+            "security": _DOCK,
+            "responses": {
+                "201": {"description": "Stored; idempotent per camera and seq"},
+                "400": _ERROR,
+                "401": _ERROR,
+                "403": _ERROR,
+            },
+        }
+    },
+    "/api/v1/docks/wipes": {
+        "post": {
+            "summary": "A camera file was wiped after its verified receipt (custody event)",
+            "security": _DOCK,
+            "responses": {
+                "204": {"description": "Recorded"},
+                "404": _ERROR,
+                "409": _ERROR,
             },
         }
     },

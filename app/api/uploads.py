@@ -9,20 +9,19 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import timedelta
 from email.utils import format_datetime
-from functools import wraps
-from typing import Any, TypeVar, cast
+from typing import cast
 
 from flask import Blueprint, Response, current_app, g, jsonify, request
 from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import ClientDisconnected
 
 from app import ingest
+from app.api.dock_auth import TUS_VERSION, dock_error, dock_required, tus_headers
 from app.db import must_get
 from app.declaration import UploadRefused, declare, parse_metadata
-from app.devices import dock_for_credential
 from app.ledger import LedgerService
 from app.receipts import receipt
 from app.staging import CHUNK, Staging, UploadBusy
@@ -33,23 +32,7 @@ from evidence.adapters.sql.vault import Upload
 from evidence.errors import StorageError
 
 uploads_api = Blueprint("uploads_api", __name__, url_prefix="/api/v1")
-TUS_VERSION = "1.0.0"
 EXTENSIONS = "creation,checksum,termination,expiration"
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def _tus(response: Response) -> Response:
-    response.headers["Tus-Resumable"] = TUS_VERSION
-    response.headers["Cache-Control"] = "no-store"
-    return response
-
-
-def _error(status: int, reason: str, message: str) -> Response:
-    response = jsonify(error={"status": status, "reason": reason, "detail": message})
-    response.status_code = status
-    if status == 401:
-        response.headers["WWW-Authenticate"] = 'Bearer realm="bwc-dock"'
-    return _tus(response)
 
 
 def _vault() -> Vault:
@@ -58,23 +41,6 @@ def _vault() -> Vault:
 
 def _staging() -> Staging:
     return cast(Staging, current_app.extensions["bwc.staging"])
-
-
-def dock_required(view: F) -> F:
-    """Authenticate the dock; unknown or revoked credentials get 401 and nothing else."""
-
-    @wraps(view)
-    def wrapped(*args: Any, **kwargs: Any) -> Any:
-        header = request.headers.get("Authorization", "")
-        dock = None
-        if header.startswith("Bearer "):
-            dock = dock_for_credential(db(), header.removeprefix("Bearer ").strip())
-        if dock is None:
-            return _error(401, "unauthenticated", "a valid dock credential is required")
-        g.dock = dock
-        return view(*args, **kwargs)
-
-    return cast(F, wrapped)
 
 
 def _own_upload(upload_id: str) -> Upload | None:
@@ -91,7 +57,7 @@ def _offset_headers(response: Response, upload: Upload, offset: int) -> Response
     response.headers["Upload-Offset"] = str(offset)
     response.headers["Upload-Length"] = str(upload.length)
     response.headers["Upload-Expires"] = format_datetime(upload.expires_at, usegmt=True)
-    return _tus(response)
+    return tus_headers(response)
 
 
 @uploads_api.route("/uploads/", methods=["OPTIONS"])
@@ -102,7 +68,7 @@ def options(upload_id: str | None = None) -> ResponseReturnValue:
     response.headers["Tus-Extension"] = EXTENSIONS
     response.headers["Tus-Max-Size"] = str(current_app.extensions["bwc.settings"].max_upload_bytes)
     response.headers["Tus-Checksum-Algorithm"] = "sha256"
-    return _tus(response)
+    return tus_headers(response)
 
 
 @uploads_api.before_request
@@ -112,7 +78,7 @@ def _require_tus_version() -> ResponseReturnValue | None:
     if request.path.endswith("/receipt"):
         return None
     if request.headers.get("Tus-Resumable") != TUS_VERSION:
-        response = _error(412, "tus_version", "Tus-Resumable: 1.0.0 is required")
+        response = dock_error(412, "tus_version", "Tus-Resumable: 1.0.0 is required")
         response.headers["Tus-Version"] = TUS_VERSION
         return response
     return None
@@ -132,15 +98,15 @@ def create() -> ResponseReturnValue:
     dock: Dock = g.dock
     settings = current_app.extensions["bwc.settings"]
     if request.headers.get("Upload-Defer-Length"):
-        return _error(400, "defer_length", "deferred lengths are not supported")
+        return dock_error(400, "defer_length", "deferred lengths are not supported")
     raw_length = request.headers.get("Upload-Length", "")
     if not raw_length.isdigit() or len(raw_length) > 19:
-        return _error(400, "bad_length", "Upload-Length must be a non-negative whole number")
+        return dock_error(400, "bad_length", "Upload-Length must be a non-negative whole number")
     length = int(raw_length)
     if length > settings.max_upload_bytes:
-        return _error(413, "too_large", "the upload is larger than this service accepts")
+        return dock_error(413, "too_large", "the upload is larger than this service accepts")
     if request.content_length:
-        return _error(400, "creation_with_upload", "send the bytes with PATCH after creating")
+        return dock_error(400, "creation_with_upload", "send the bytes with PATCH after creating")
     try:
         meta = parse_metadata(request.headers.get("Upload-Metadata", ""))
         declaration = declare(meta, length, settings)
@@ -157,7 +123,7 @@ def create() -> ResponseReturnValue:
         db().commit()
     except UploadRefused as refused:
         db().rollback()
-        return _error(refused.status, refused.reason, str(refused))
+        return dock_error(refused.status, refused.reason, str(refused))
     response = Response(status=201)
     response.headers["Location"] = f"/api/v1/uploads/{upload.id}"
     return _offset_headers(response, upload, upload.upload_offset)
@@ -168,18 +134,18 @@ def create() -> ResponseReturnValue:
 def head(upload_id: str) -> ResponseReturnValue:
     upload = _own_upload(upload_id)
     if upload is None:
-        return _tus(Response(status=404))
+        return tus_headers(Response(status=404))
     if upload.status in ("rejected", "expired"):
-        return _tus(Response(status=410))
+        return tus_headers(Response(status=410))
     offset = upload.length
     if upload.status == "receiving":
         try:
             with _staging().locked(upload.id, wait_seconds=2) as staged:
                 offset = staged.offset
         except UploadBusy:
-            return _tus(Response(status=423))
+            return tus_headers(Response(status=423))
         except FileNotFoundError:
-            return _tus(Response(status=410))
+            return tus_headers(Response(status=410))
     return _offset_headers(Response(status=200), upload, offset)
 
 
@@ -224,18 +190,20 @@ def _checksum() -> bytes | None:
 def patch(upload_id: str) -> ResponseReturnValue:
     upload = _own_upload(upload_id)
     if upload is None:
-        return _error(404, "not_found", "no such upload")
+        return dock_error(404, "not_found", "no such upload")
     if upload.status in ("rejected", "expired"):
-        return _error(410, upload.reason or upload.status, "this upload is closed")
+        return dock_error(410, upload.reason or upload.status, "this upload is closed")
     if request.headers.get("Content-Type") != "application/offset+octet-stream":
-        return _error(415, "content_type", "Content-Type must be application/offset+octet-stream")
+        return dock_error(
+            415, "content_type", "Content-Type must be application/offset+octet-stream"
+        )
     raw_offset = request.headers.get("Upload-Offset", "")
     if not raw_offset.isdigit() or len(raw_offset) > 19:
-        return _error(400, "bad_offset", "Upload-Offset must be a non-negative whole number")
+        return dock_error(400, "bad_offset", "Upload-Offset must be a non-negative whole number")
     try:
         expected = _checksum()
     except UploadRefused as refused:
-        return _error(refused.status, refused.reason, str(refused))
+        return dock_error(refused.status, refused.reason, str(refused))
     if upload.status != "receiving":
         # Verified already (a file the service held before, or a retry after the final
         # PATCH): the body is not needed; the full offset tells the client it is done.
@@ -248,7 +216,7 @@ def patch(upload_id: str) -> ResponseReturnValue:
         with _staging().locked(upload_id) as staged:
             start = staged.offset
             if claimed != start:
-                return _error(409, "offset_mismatch", f"the upload's offset is {start}")
+                return dock_error(409, "offset_mismatch", f"the upload's offset is {start}")
             hasher = hashlib.sha256() if expected is not None else None
 
             def hashed() -> Iterator[bytes]:
@@ -261,19 +229,21 @@ def patch(upload_id: str) -> ResponseReturnValue:
                 _written, cut = staged.append(hashed(), length - start)
             except ValueError:
                 staged.truncate(start)
-                return _error(413, "too_long", "more bytes than Upload-Length")
+                return dock_error(413, "too_long", "more bytes than Upload-Length")
             if hasher is not None and (cut or hasher.digest() != expected):
                 staged.truncate(start)  # the whole PATCH is discarded (tus checksum)
                 if not cut:
-                    return _error(460, "checksum_mismatch", "the chunk's SHA-256 does not match")
+                    return dock_error(
+                        460, "checksum_mismatch", "the chunk's SHA-256 does not match"
+                    )
             offset = staged.offset
             _record_offset(upload_id, offset)
             if cut:
-                return _tus(Response(status=400))
+                return tus_headers(Response(status=400))
             if offset == length:
                 return _finish(upload_id, offset)
     except UploadBusy:
-        return _error(423, "busy", "another request is writing this upload; retry shortly")
+        return dock_error(423, "busy", "another request is writing this upload; retry shortly")
     fresh = must_get(db(), Upload, upload_id)
     return _offset_headers(Response(status=204), fresh, offset)
 
@@ -294,10 +264,10 @@ def _finish(upload_id: str, offset: int) -> ResponseReturnValue:
             current_app.extensions["bwc.db"], _vault(), _staging(), upload_id, now=now()
         )
     except StorageError:
-        return _error(503, "storage_unavailable", "could not store the upload; retry later")
+        return dock_error(503, "storage_unavailable", "could not store the upload; retry later")
     upload = must_get(db(), Upload, upload_id, fresh=True)
     if outcome.status == "rejected":
-        return _error(422, outcome.reason or "rejected", "the upload failed verification")
+        return dock_error(422, outcome.reason or "rejected", "the upload failed verification")
     return _offset_headers(Response(status=204), upload, offset)
 
 
@@ -306,9 +276,9 @@ def _finish(upload_id: str, offset: int) -> ResponseReturnValue:
 def terminate(upload_id: str) -> ResponseReturnValue:
     upload = _own_upload(upload_id)
     if upload is None:
-        return _tus(Response(status=404))
+        return tus_headers(Response(status=404))
     if upload.status != "receiving":
-        return _error(409, "closed", "only an upload in progress can be terminated")
+        return dock_error(409, "closed", "only an upload in progress can be terminated")
     try:
         with _staging().locked(upload.id):
             upload.status, upload.reason, upload.dock_wrapped_key = "rejected", "terminated", None
@@ -316,8 +286,8 @@ def terminate(upload_id: str) -> ResponseReturnValue:
             db().commit()
             _staging().remove(upload.id)
     except UploadBusy:
-        return _error(423, "busy", "another request is writing this upload; retry shortly")
-    return _tus(Response(status=204))
+        return dock_error(423, "busy", "another request is writing this upload; retry shortly")
+    return tus_headers(Response(status=204))
 
 
 @uploads_api.get("/uploads/<upload_id>/receipt")
@@ -325,7 +295,7 @@ def terminate(upload_id: str) -> ResponseReturnValue:
 def get_receipt(upload_id: str) -> ResponseReturnValue:
     upload = _own_upload(upload_id)
     if upload is None:
-        return _error(404, "not_found", "no such upload")
+        return dock_error(404, "not_found", "no such upload")
     if upload.status == "receiving" and upload.upload_offset == upload.length:
         # Complete but never verified (the service stopped mid-verification): finish now.
         try:
