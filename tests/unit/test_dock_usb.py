@@ -14,6 +14,14 @@ import usb.core
 
 from dock import hotplug
 from dock.identity import check_device_json, check_identity, check_usb, parse_device_json
+from dock.mounts import (
+    MOUNT,
+    SysfsVolumes,
+    block_devices,
+    find_mount,
+    mount_readonly,
+    parse_mountinfo,
+)
 from dock.profiles import builtin_profiles
 from dock.report import Alert, Decision, Flag, RefusalReason
 from dock.simusb import SimulatedBackend, SimulatedUsbError
@@ -24,14 +32,6 @@ from dock.usb import (
     find_devices,
     interface_name,
     is_storage,
-)
-from dock.mounts import (
-    MOUNT,
-    SysfsVolumes,
-    block_devices,
-    find_mount,
-    mount_readonly,
-    parse_mountinfo,
 )
 
 PROFILES = builtin_profiles()
