@@ -103,9 +103,12 @@ class LedgerService:
         return outcomes
 
     def audit(self, log_id: int, *, record: bool = True) -> self_audit_sql.AuditResult:
+        mirrors = self_audit_sql.read_mirrors(self.mirror_dir)  # before the snapshot
         with self.database.transaction() as session:
             key = self.signer.parsed_key(self._log(session, log_id).origin)
-            result = self_audit_sql.run(session, log_id, key, self.mirror_dir, record=record)
+            result = self_audit_sql.run(
+                session, log_id, key, self.mirror_dir, record=record, mirrors=mirrors
+            )
         if not result.ok:
             logger.error(
                 "custody ledger self-audit FAILED for %s: %s", result.origin, result.message

@@ -46,8 +46,30 @@ def _fresh_log(session: Session, log_id: int) -> LedgerLog:
     ).one()
 
 
+def read_mirrors(mirror_dir: Path | None) -> dict[str, str]:
+    """The checkpoint mirror files' texts by file name, read now.
+
+    Read them before the audit's transaction takes its first snapshot: a checkpoint
+    another process signs meanwhile is then in the database view or not in the mirror
+    text, never only in the mirror (which would look exactly like a rolled-back
+    database and raise a false alarm)."""
+    if mirror_dir is None or not mirror_dir.is_dir():
+        return {}
+    found: dict[str, str] = {}
+    for path in mirror_dir.glob("*.checkpoint"):
+        try:
+            found[path.name] = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            continue
+    return found
+
+
 def _check(
-    session: Session, log_id: int, key: offline_verify.VerifierKey, mirror_dir: Path | None
+    session: Session,
+    log_id: int,
+    key: offline_verify.VerifierKey,
+    mirror_dir: Path | None,
+    mirrors: dict[str, str] | None,
 ) -> int:
     # Checkpoints first, then the log row: a checkpoint signed in between is then
     # no larger than the size we audit, since the log only grows.
@@ -120,7 +142,7 @@ def _check(
     if merkle.unpack(log.frontier) != frontier:
         raise _Failure("the log's stored frontier does not match its leaves", None)
     if mirror_dir is not None:
-        _check_mirror(mirror_dir, log, key, checkpoints)
+        _check_mirror(mirror_dir, log, key, checkpoints, mirrors)
     return expected
 
 
@@ -129,12 +151,18 @@ def _check_mirror(
     log: LedgerLog,
     key: offline_verify.VerifierKey,
     checkpoints: list[LedgerCheckpoint],
+    mirrors: dict[str, str] | None,
 ) -> None:
     path = mirror_path(mirror_dir, log.origin)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        return
+    if mirrors is not None:
+        text = mirrors.get(path.name)
+        if text is None:
+            return
+    else:
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return
     try:
         mirrored = offline_verify.verify_checkpoint(text, key)
     except offline_verify.VerificationError as exc:
@@ -159,11 +187,16 @@ def run(
     now: datetime | None = None,
     *,
     record: bool = True,
+    mirrors: dict[str, str] | None = None,
 ) -> AuditResult:
-    """Audit one log; with record, store the outcome (a failure raises the alarm)."""
+    """Audit one log; with record, store the outcome (a failure raises the alarm).
+
+    mirrors: the mirror texts as `read_mirrors` gave them before session's transaction
+    began; without them the mirror is read now, which is only safe when nothing else
+    signs checkpoints meanwhile."""
     log = _fresh_log(session, log_id)
     try:
-        size = _check(session, log_id, key, mirror_dir)
+        size = _check(session, log_id, key, mirror_dir, mirrors)
         result = AuditResult(log.origin, True, size, None, f"{size} leaves verified")
     except _Failure as failure:
         result = AuditResult(log.origin, False, log.size, failure.index, str(failure))
