@@ -13,7 +13,7 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +63,37 @@ class Throttle:
             wait = start - now
         if wait > 0:
             time.sleep(wait)  # pacing the link, by design
+
+
+class _SpoolRange:
+    """size bytes of a spool file from offset, as a body with a known length (so the
+    request carries Content-Length, never chunked encoding), read at the throttle's pace."""
+
+    def __init__(self, path: Path, offset: int, size: int, throttle: Throttle) -> None:
+        self._handle = path.open("rb")
+        self._handle.seek(offset)
+        self._left = size
+        self._size = size
+        self._throttle = throttle
+
+    def __len__(self) -> int:
+        return self._size
+
+    def read(self, n: int = -1) -> bytes:
+        want = self._left if n is None or n < 0 else min(n, self._left)
+        want = min(want, PIECE)
+        if want <= 0:
+            return b""
+        data = self._handle.read(want)
+        self._throttle.take(len(data))
+        self._left -= len(data)
+        return data
+
+    def __enter__(self) -> _SpoolRange:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._handle.close()
 
 
 def _reason(response: requests.Response) -> tuple[str | None, str]:
@@ -219,24 +250,14 @@ class ServiceClient:
                 digest.update(piece)
                 left -= len(piece)
 
-        def body() -> Iterator[bytes]:
-            with spool.open("rb") as handle:
-                handle.seek(offset)
-                left = size
-                while left:
-                    piece = handle.read(min(PIECE, left))
-                    self.throttle.take(len(piece))
-                    left -= len(piece)
-                    yield piece
-
         headers = {
             **TUS,
             "Content-Type": "application/offset+octet-stream",
-            "Content-Length": str(size),
             "Upload-Offset": str(offset),
             "Upload-Checksum": "sha256 " + base64.b64encode(digest.digest()).decode("ascii"),
         }
-        response = self._check(self._once("PATCH", url, headers=headers, data=body()), 204)
+        with _SpoolRange(spool, offset, size, self.throttle) as body:
+            response = self._check(self._once("PATCH", url, headers=headers, data=body), 204)
         return int(response.headers["Upload-Offset"])
 
     def receipt(self, url: str) -> dict[str, Any]:
