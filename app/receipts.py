@@ -7,6 +7,7 @@ enrolment before it wipes anything."""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from sqlalchemy import select
@@ -14,11 +15,14 @@ from sqlalchemy.orm import Session
 
 from app.db import must_get
 from app.ledger import LedgerService
+from app.settings import ConfigError
 from audit.adapters import checkpoints_sql, ledger_sql
+from audit.adapters.checkpoints_sql import LedgerAlarm
 from audit.adapters.ledger_tables import LedgerCheckpoint, LedgerLeaf
 from evidence.adapters.sql.items import EvidenceItem
 from evidence.adapters.sql.vault import Upload
 
+logger = logging.getLogger(__name__)
 VERIFIED_SEQ = 2  # an item's chain: 1 received, 2 verified
 
 
@@ -48,7 +52,11 @@ def receipt(session: Session, ledger: LedgerService, upload: Upload) -> dict[str
     ).one()
     checkpoint = _covering_checkpoint(session, leaf.log_id, leaf.idx)
     if checkpoint is None:
-        ledger.checkpoint(leaf.log_id)
+        try:
+            ledger.checkpoint(leaf.log_id)
+        except (LedgerAlarm, ConfigError, OSError) as exc:
+            # No proof can be offered now; the dock asks again later and wipes nothing.
+            logger.error("cannot sign a checkpoint for a receipt: %s", exc)
         session.expire_all()
         checkpoint = _covering_checkpoint(session, leaf.log_id, leaf.idx)
     if checkpoint is None:

@@ -7,9 +7,11 @@ nothing is signed."""
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
 import re
+import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -130,20 +132,29 @@ def write_mirror(directory: Path, origin: str, note: str, size: int) -> None:
     the mirror (and every witness) still remembers them, so the rollback is caught."""
     path = mirror_path(directory, origin)
     directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    # Several processes sign checkpoints: one writer at a time, and the size compared
+    # under the lock, so the mirror never moves backwards and no temp file is shared.
+    lock_fd = os.open(directory / ".mirror.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
     try:
-        current = offline_verify.parse_checkpoint(offline_verify.parse_note(path.read_text()).body)
-        if current.size >= size:
-            return
-    except FileNotFoundError:
-        pass
-    except offline_verify.VerificationError:
-        logger.warning("replacing an unreadable checkpoint mirror at %s", path)
-    tmp = path.with_suffix(".tmp")
-    with open(tmp, "w", encoding="utf-8") as handle:
-        handle.write(note)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
+        fcntl.flock(lock_fd, fcntl.LOCK_EX)
+        try:
+            current = offline_verify.parse_checkpoint(
+                offline_verify.parse_note(path.read_text()).body
+            )
+            if current.size >= size:
+                return
+        except FileNotFoundError:
+            pass
+        except offline_verify.VerificationError:
+            logger.warning("replacing an unreadable checkpoint mirror at %s", path)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+        with open(tmp, "w", encoding="utf-8") as handle:
+            handle.write(note)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    finally:
+        os.close(lock_fd)
 
 
 def note_with_cosignatures(session: Session, checkpoint: LedgerCheckpoint) -> str:
