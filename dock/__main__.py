@@ -9,9 +9,11 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
+import signal
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from enum import IntEnum
 from pathlib import Path
 
@@ -54,7 +56,11 @@ def _context(settings: DockSettings, report_dir: Path | None = None) -> Context:
     except EnrolmentError as exc:
         raise DockError(str(exc), ExitStatus.NOT_ENROLLED) from None
     client = ServiceClient(
-        enrolment.service, enrolment.credential, bandwidth=settings.bandwidth_bytes_per_s
+        enrolment.service,
+        enrolment.credential,
+        bandwidth=settings.bandwidth_bytes_per_s,
+        chunk_size=settings.upload_chunk_bytes,
+        timeout=(10.0, settings.read_timeout_seconds),
     )
     return Context(
         enrolment=enrolment,
@@ -64,7 +70,20 @@ def _context(settings: DockSettings, report_dir: Path | None = None) -> Context:
         profiles=builtin_profiles(),
         report_dir=report_dir or settings.reports,
         upload_concurrency=settings.upload_concurrency,
+        fault=_crash_at(settings.crash_at),
     )
+
+
+def _crash_at(point: str | None) -> Callable[[str], None]:
+    """The testing hook of BWC_DOCK_CRASH_AT: die at once, as on a power cut."""
+    if not point:
+        return lambda _: None
+
+    def fault(reached: str) -> None:
+        if reached == point:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    return fault
 
 
 def _device_source(simulated: str | None) -> DeviceSource:
@@ -115,7 +134,7 @@ def cmd_run(args: argparse.Namespace) -> ExitStatus:
                 f"{sum(1 for e in report.entries if e.wiped)} wiped, "
                 f"{len(report.errors)} error(s)"
             )
-        incomplete = [r for r in reports if r.errors and r.decision.value != "refuse"]
+        incomplete = [r for r in reports if r.errors]
         return ExitStatus.INCOMPLETE if incomplete else ExitStatus.OK
     from dock.display import run_display
     from dock.hotplug import watch

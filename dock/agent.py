@@ -37,8 +37,14 @@ class Agent:
         self._lock = threading.Lock()
 
     def recover(self) -> int:
-        """At start-up: remove spool files a crash left unrecorded."""
-        known = {row.spool_name for row in self.ctx.journal.files() if row.spool_name}
+        """At start-up: remove spool files that are no longer needed: those a crash left
+        unrecorded, and those of files whose receipt was verified (a crash between the
+        verification and the removal)."""
+        known = {
+            row.spool_name
+            for row in self.ctx.journal.files()
+            if row.spool_name and row.state in ("spooled", "uploading")
+        }
         removed = self.ctx.spool.remove_orphans(known)
         if removed:
             logger.info("removed %d unrecorded spool file(s) left by a crash", removed)

@@ -115,7 +115,8 @@ class ServiceClient:
         backoff: float = 0.5,
         max_backoff: float = 30.0,
         bandwidth: float | None = None,
-        sleep: Callable[[float], None] = time.sleep,
+        chunk_size: int = CHUNK,
+        sleep: Callable[[float], None] | None = None,
     ) -> None:
         self.base = base_url.rstrip("/")
         self._auth = {"Authorization": f"Bearer {credential}"}
@@ -124,7 +125,8 @@ class ServiceClient:
         self.backoff = backoff
         self.max_backoff = max_backoff
         self.throttle = Throttle(bandwidth)
-        self._sleep = sleep
+        self.chunk_size = chunk_size
+        self._sleep = sleep or (lambda seconds: time.sleep(seconds))
         self._local = threading.local()
 
     def __repr__(self) -> str:
@@ -227,7 +229,7 @@ class ServiceClient:
                 if offset is None:
                     raise ServiceError("the upload was closed by the service", status=410)
                 while offset < length:
-                    offset = self._patch(url, spool, offset, min(CHUNK, length - offset))
+                    offset = self._patch(url, spool, offset, min(self.chunk_size, length - offset))
                     if progress:
                         progress(offset)
                 return

@@ -85,6 +85,9 @@ class Context:
     upload_concurrency: int = 2
     registered: Callable[[str], bool] | None = None
     now: Callable[[], datetime] = utc_now
+    # Called at named points of a session ("reading", "spooled", "uploading", "verified",
+    # "wiping", "unlinked"); the crash tests kill the agent there. A no-op otherwise.
+    fault: Callable[[str], None] = lambda point: None
 
 
 def _identity(candidate: Candidate, findings: Findings) -> str:
@@ -95,16 +98,6 @@ def _identity(candidate: Candidate, findings: Findings) -> str:
     sidecar = findings.sidecars.get(candidate.path_raw)
     when = _rfc3339(sidecar.start) if sidecar else str(candidate.mtime_ns)
     return f"{label}@{when}".replace(" ", "_")[:200]
-
-
-def _sidecar_of(recording: Candidate, candidates: list[Candidate]) -> Candidate | None:
-    folder, name = names.split_path(recording.path_raw)
-    for c in candidates:
-        if c.kind is FileKind.SIDECAR:
-            c_folder, c_name = names.split_path(c.path_raw)
-            if c_folder == folder and names.stem(c_name).upper() == names.stem(name).upper():
-                return c
-    return None
 
 
 class Session:
@@ -179,6 +172,8 @@ class Session:
                 self.report.clock_offset_ms = int(findings.clock_offset / timedelta(milliseconds=1))
             for entry in scan.skipped:
                 self.entries[entry.path_raw] = entry
+            self._reconcile({c.path_raw for c in scan.candidates})
+            self._forgive_own_wipes(findings)
             decision, alerts = decide_session(scan, findings)
             self.report.decision, self.report.alerts = decision, set(alerts)
             self._offload(root_fd, scan.candidates, findings, profile)
@@ -191,6 +186,47 @@ class Session:
                 self._wipe(root_fd, scan.candidates, profile)
         finally:
             os.close(root_fd)
+
+    def _reconcile(self, present: set[bytes]) -> None:
+        """Files an interrupted run of this session already took off the camera.
+
+        A row left `wiping` whose file is gone was unlinked just before the crash: it
+        is wiped (the receipt was verified and the re-hash matched before the unlink)."""
+        for row in self.ctx.journal.files(self.id):
+            path = base64.b64decode(row.path_b64)
+            if path in present or row.state not in ("wiping", "wiped"):
+                continue
+            if row.state == "wiping":
+                self.ctx.journal.advance(row.id, "wiped", wiped=1)
+                try:
+                    self.ctx.client.post_wipe(row.evidence_id or "", row.sha256 or "", self.id)
+                except ServiceError as exc:
+                    self.report.errors.append(f"wipe not reported yet: {exc}")
+            self.entries[path] = Entry(
+                path,
+                Outcome.INGESTED,
+                size=row.size,
+                sha256=row.sha256,
+                evidence_id=row.evidence_id,
+                leaf_index=row.leaf_index,
+                wiped=True,
+            )
+
+    def _forgive_own_wipes(self, findings: Findings) -> None:
+        """A recording this session wiped before a crash is neither missing nor does it
+        orphan its sidecar: the gap is the dock's own, journalled, doing."""
+        wiped = {p for p, e in self.entries.items() if e.wiped}
+        names_gone = {names.split_path(p)[1].decode("ascii", "replace") for p in wiped}
+        findings.missing_recordings = [
+            n for n in findings.missing_recordings if n not in names_gone
+        ]
+        stems = {
+            (names.split_path(p)[0], names.stem(names.split_path(p)[1]).upper()) for p in wiped
+        }
+        for path, flags in findings.flags.items():
+            folder, name = names.split_path(path)
+            if (folder, names.stem(name).upper()) in stems:
+                flags.discard(Flag.ORPHAN_SIDECAR)
 
     def _refuse(self, reasons: list) -> None:  # type: ignore[type-arg]
         self.report.decision = Decision.REFUSE
@@ -269,6 +305,7 @@ class Session:
         spooled = self.ctx.spool.seal(
             root_fd,
             c,
+            fault=self.ctx.fault,
             ingest_public_key=public,
             ingest_key_version=self.ctx.enrolment.ingest_key_version,
             camera_serial=self.device.serial or "",
@@ -281,6 +318,7 @@ class Session:
         self.ctx.journal.advance(
             row.id, "spooled", sha256=spooled.sha256, spool_name=spooled.name, meta=meta
         )
+        self.ctx.fault("spooled")
         self.progress.files_done += 1
         self.progress.bytes_done += c.size
         fresh = self.ctx.journal.file(self.id, row.path_b64)
@@ -314,7 +352,9 @@ class Session:
         spool_path = ctx.spool.path(row.spool_name or "")
         if spool_path.exists():
             try:
-                ctx.client.upload(url, spool_path, length)
+                ctx.client.upload(
+                    url, spool_path, length, progress=lambda _: ctx.fault("uploading")
+                )
             except ServiceError as exc:
                 if exc.status not in (410, 422):  # closed or refused: the receipt says why
                     raise
@@ -332,6 +372,7 @@ class Session:
             error="duplicate" if copy.duplicate else None,
         )
         ctx.spool.remove(row.spool_name or "")
+        ctx.fault("verified")
 
     def _settled(self, entry: Entry, row: FileRow) -> None:
         entry.sha256 = row.sha256
@@ -377,15 +418,25 @@ class Session:
             self.report.errors.append(f"activation events not posted: {exc}")
 
     def _wipe(self, root_fd: int, candidates: list[Candidate], profile: Profile) -> None:
+        """Wipe verified recordings, then the sidecars of recordings that left the camera
+        (now or in an interrupted run): a sidecar is never wiped before its recording."""
         self.progress.state = "wiping"
-        by_path = {c.path_raw: c for c in candidates}
+
+        def pair(path: bytes) -> tuple[bytes, bytes]:
+            folder, name = names.split_path(path)
+            return folder, names.stem(name).upper()
+
+        gone = {
+            pair(path)
+            for path, entry in self.entries.items()
+            if entry.wiped and names.classify(profile, path) is FileKind.RECORDING
+        }
         for c in candidates:
-            if c.kind is not FileKind.RECORDING:
-                continue
-            if self._wipe_one(root_fd, c):
-                sidecar = _sidecar_of(c, candidates)
-                if sidecar is not None and sidecar.path_raw in by_path:
-                    self._wipe_one(root_fd, sidecar)
+            if c.kind is FileKind.RECORDING and self._wipe_one(root_fd, c):
+                gone.add(pair(c.path_raw))
+        for c in candidates:
+            if c.kind is FileKind.SIDECAR and pair(c.path_raw) in gone:
+                self._wipe_one(root_fd, c)
 
     def _wipe_one(self, root_fd: int, c: Candidate) -> bool:
         journal = self.ctx.journal
@@ -394,12 +445,14 @@ class Session:
         if row is None or entry is None or row.state not in ("verified", "wiping"):
             return bool(row and row.state in ("wiped", "done") and row.wiped)
         journal.advance(row.id, "wiping")
+        self.ctx.fault("wiping")
         try:
             wipe(root_fd, c, row.sha256 or "")
         except WipeRefused as exc:
             journal.advance(row.id, "kept", error=str(exc))
             self.report.errors.append(f"{entry.path}: kept on the camera: {exc}")
             return False
+        self.ctx.fault("unlinked")
         journal.advance(row.id, "wiped", wiped=1)
         entry.wiped = True
         try:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 
@@ -38,7 +38,10 @@ class DockSettings:
     heartbeat_seconds: float = 30.0
     poll_seconds: float = 2.0
     mount_dir: Path = Path("/run/bwc-dock/mnt")
-    extra_headers: dict[str, str] = field(default_factory=dict)
+    upload_chunk_bytes: int = 16 * 1024 * 1024
+    read_timeout_seconds: float = 120.0
+    # Testing only: the agent kills itself (SIGKILL) at this named point of a session.
+    crash_at: str | None = None
 
     @property
     def spool(self) -> Path:
@@ -70,6 +73,11 @@ class DockSettings:
             heartbeat_seconds=_number(env, "BWC_DOCK_HEARTBEAT_SECONDS", 30, minimum=1),
             poll_seconds=_number(env, "BWC_DOCK_POLL_SECONDS", 2, minimum=0.1),
             mount_dir=Path(env.get("BWC_DOCK_MOUNT_DIR") or "/run/bwc-dock/mnt"),
+            upload_chunk_bytes=int(
+                _number(env, "BWC_DOCK_UPLOAD_CHUNK_KIB", 16384, minimum=64) * 1024
+            ),
+            read_timeout_seconds=_number(env, "BWC_DOCK_TIMEOUT_SECONDS", 120, minimum=0.1),
+            crash_at=env.get("BWC_DOCK_CRASH_AT") or None,
         )
 
     def with_state_dir(self, state_dir: Path) -> DockSettings:

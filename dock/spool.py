@@ -8,9 +8,11 @@ files the journal does not know (a crash mid-write) are removed at start-up."""
 from __future__ import annotations
 
 import errno
+import io
 import os
 import shutil
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -70,6 +72,7 @@ class Spool:
         file_identity: str,
         media_type: str,
         extra: dict[str, str],
+        fault: Callable[[str], None] = lambda point: None,
     ) -> Spooled:
         """Copy one camera file into the spool, encrypted, in one pass; SourceChanged if it
         is no longer the scanned file. SpoolFull when the disk or the limit would overflow."""
@@ -85,7 +88,7 @@ class Spool:
                     open(fd, "wb", closefd=False) as dst,
                 ):
                     result, meta = seal_for_ingest(
-                        src,  # type: ignore[arg-type]
+                        _Reading(src, fault),  # type: ignore[arg-type]
                         dst,
                         ingest_public_key=ingest_public_key,
                         ingest_key_version=ingest_key_version,
@@ -134,6 +137,25 @@ class Spool:
                 item.unlink(missing_ok=True)
                 removed += 1
         return removed
+
+
+class _Reading(io.RawIOBase):
+    """The camera file as read for sealing; tells `fault` once the read is under way."""
+
+    def __init__(self, src: io.RawIOBase, fault: Callable[[str], None]) -> None:
+        self._src = src
+        self._fault = fault
+        self._read = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+        if self._read:
+            self._fault("reading")
+        n = self._src.readinto(buffer) or 0
+        self._read += n
+        return n
 
 
 def _fsync_dir(directory: Path) -> None:
