@@ -24,7 +24,7 @@ $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 run: venv
 	$(BIN)/bwc init
 	$(BIN)/bwc demo
-	exec $(BIN)/bwc serve
+	exec bash scripts/run-with-demo-footage.sh
 
 test: venv
 	bash scripts/provision-test-services.sh

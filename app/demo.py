@@ -19,6 +19,7 @@ from app.accounts import admin as accounts
 from app.accounts import totp
 from app.accounts.signin import find_user
 from app.db import Database
+from app.devices import find_camera, register_camera
 from app.settings import Settings
 from evidence.roles import Grant, Role
 
@@ -42,6 +43,10 @@ DEMO_USERS = (
     DemoUser("demo-oversight", "Casey Patel", "oversight", None),
     DemoUser("demo-admin", "Robin Okafor", "admin", None),
 )
+
+
+#: Demo cameras: one assigned to the demo wearer, one pooled, both at Northgate.
+DEMO_CAMERAS = (("BWC-0002", "NHS", "SRO-0001"), ("BWC-0003", "NHS", None))
 
 
 @dataclass(frozen=True)
@@ -113,6 +118,18 @@ def seed(database: Database, data_dir: Path, *, now: datetime) -> list[Login]:
                 badge=spec.badge,
             )
             logins[spec.username] = login
+        for serial, school_code, badge in DEMO_CAMERAS:
+            if find_camera(session, district.id, serial) is None:
+                register_camera(
+                    session,
+                    district,
+                    schools[school_code],
+                    serial,
+                    profile="bwc-msc/1",
+                    actor=accounts.CLI_ACTOR,
+                    now=now,
+                    wearer_badge=badge,
+                )
         # Written before the commit: a crash in between leaves the file, not users
         # whose passwords nobody knows.
         _save(path, logins)
