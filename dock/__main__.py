@@ -21,6 +21,7 @@ from dock.agent import Agent, DeviceSource
 from dock.client import ServiceClient, ServiceError
 from dock.enrolment import EnrolmentError, enrol, load_enrolment
 from dock.journal import Journal
+from dock.mounts import ReadOnlyMounter
 from dock.offload import Context, Progress, Session
 from dock.profiles import ProfileError, builtin_profiles
 from dock.settings import DockConfigError, DockSettings
@@ -71,6 +72,7 @@ def _context(settings: DockSettings, report_dir: Path | None = None) -> Context:
         report_dir=report_dir or settings.reports,
         upload_concurrency=settings.upload_concurrency,
         fault=_crash_at(settings.crash_at),
+        mount_volume=ReadOnlyMounter(settings.mount_dir),
     )
 
 

@@ -250,3 +250,35 @@ def unmount(target: Path, *, runner: Runner = _run) -> str | None:
     """Unmount what mount_readonly() mounted; None on success, else the reason."""
     status, message = runner([UMOUNT, str(target)])
     return None if status == 0 else f"umount {target}: exit {status} {message.strip()}"
+
+
+class ReadOnlyMounter:
+    """Mounts an identified camera's first partition read-only under mount_dir/<serial>."""
+
+    def __init__(
+        self,
+        mount_dir: Path,
+        *,
+        sysfs: Path = SYSFS,
+        runner: Runner = _run,
+        euid: Callable[[], int] = os.geteuid,
+    ) -> None:
+        self.mount_dir = mount_dir
+        self.sysfs = sysfs
+        self.runner = runner
+        self.euid = euid
+
+    def __call__(self, dev: UsbDevice) -> Path | None:
+        if dev.bus is None or dev.port_path is None:
+            return None
+        blocks = block_devices(dev.bus, dev.port_path, sysfs=self.sysfs)
+        if not blocks:
+            logger.warning("no block device for the camera at %s-%s", dev.bus, dev.port_path)
+            return None
+        label = re.sub(r"[^A-Za-z0-9._-]", "_", dev.serial or "unknown")[:64]
+        outcome = mount_readonly(
+            str(blocks[0].path), self.mount_dir / label, runner=self.runner, euid=self.euid
+        )
+        if outcome.mount_point is None:
+            logger.warning("cannot mount the camera volume: %s", outcome.reason)
+        return outcome.mount_point

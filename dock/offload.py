@@ -88,6 +88,8 @@ class Context:
     # Called at named points of a session ("reading", "spooled", "uploading", "verified",
     # "wiping", "unlinked"); the crash tests kill the agent there. A no-op otherwise.
     fault: Callable[[str], None] = lambda point: None
+    # Mounts an identified camera's volume read-only when nothing has (real hardware).
+    mount_volume: Callable[[UsbDevice], Path | None] | None = None
 
 
 def _identity(candidate: Candidate, findings: Findings) -> str:
@@ -145,11 +147,16 @@ class Session:
         usb = check_usb(device, ctx.profiles, registered)
         if usb.profile is not None:
             self.report.device["profile"] = usb.profile.id
-        if not usb.passed or device.volume is None or usb.profile is None:
-            self._refuse(usb.reasons if not usb.passed else [])
+        if not usb.passed or usb.profile is None:
+            self._refuse(usb.reasons)
             return
         profile = usb.profile
-        root_fd = open_root(device.volume)
+        volume = device.volume
+        if volume is None and ctx.mount_volume is not None:
+            volume = ctx.mount_volume(device)  # only now: the USB identity has passed
+        if volume is None:
+            raise VolumeError("the camera's volume is not mounted and could not be mounted")
+        root_fd = open_root(volume)
         try:
             self.progress.state = "scanning"
             scan = scan_volume(root_fd, profile, now=ctx.now())

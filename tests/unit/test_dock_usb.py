@@ -594,3 +594,27 @@ def test_sysfs_device_listing_is_empty_without_sysfs(tmp_path: Path) -> None:
     assert hotplug.sysfs_devices(tmp_path / "absent") == frozenset()
     (tmp_path / "bus/usb/devices/1-1").mkdir(parents=True)
     assert hotplug.sysfs_devices(tmp_path) == frozenset({"usb:1-1"})
+
+
+def test_an_identified_camera_without_a_mount_is_mounted_read_only(tmp_path: Path) -> None:
+    from dock.mounts import ReadOnlyMounter
+
+    sysfs = tmp_path / "sys"
+    fake_usb_disk(sysfs, "1-1.4", "6:0:0:0", "sdb", {"sdb1": "8:17"})
+    runner = RecordingRunner([0])
+    mounter = ReadOnlyMounter(tmp_path / "mnt", sysfs=sysfs, runner=runner, euid=lambda: 0)
+    camera = UsbDevice(0xB0D1, 0xCA01, "BWC/0002", None, None, ("mass_storage",), 1, 5, "1.4")
+    assert mounter(camera) == tmp_path / "mnt" / "BWC_0002"  # the serial is never a path
+    assert runner.calls == [
+        [
+            MOUNT,
+            "-o",
+            "ro,nodev,nosuid,noexec",
+            "-t",
+            "vfat",
+            "/dev/sdb1",
+            str(tmp_path / "mnt" / "BWC_0002"),
+        ],
+    ]
+    elsewhere = UsbDevice(0xB0D1, 0xCA01, "X", None, None, ("mass_storage",), 1, 9, "3")
+    assert mounter(elsewhere) is None and len(runner.calls) == 1
