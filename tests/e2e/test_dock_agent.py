@@ -208,3 +208,64 @@ def test_status_shows_sessions_files_and_states(
     assert dock_main(["status"]) == 0
     out = capsys.readouterr().out
     assert NORTH_CAMERA in out and "finished" in out and "wiped=2" in out
+
+
+def test_enrolment_redeems_the_token_once_and_keeps_the_credential_private(
+    dw: DockWorld,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import stat
+    from datetime import UTC, datetime
+
+    from sqlalchemy import select
+
+    from app.db import Database
+    from app.devices import create_dock
+    from evidence.adapters.sql.org import District, School
+
+    database = Database(dw.world.settings.database_url)
+    with database.transaction() as session:
+        district = session.scalars(select(District)).one()
+        school = session.scalars(select(School).where(School.code == "NHS")).one()
+        _, token = create_dock(
+            session, district, school, "library-dock", actor="cli", now=datetime.now(UTC)
+        )
+    database.dispose()
+    first = tmp_path / "first"
+    monkeypatch.setenv("BWC_DOCK_STATE_DIR", str(first))
+    assert dock_main(["enroll", "--service", dw.base, "--token", token]) == 0
+    enrolment = first / "enrolment.json"
+    assert stat.S_IMODE(enrolment.stat().st_mode) == 0o600
+    assert "library-dock" in capsys.readouterr().out
+    assert dock_main(["enroll", "--service", dw.base, "--token", token]) == 1  # enrolled
+    monkeypatch.setenv("BWC_DOCK_STATE_DIR", str(tmp_path / "second"))
+    assert dock_main(["enroll", "--service", dw.base, "--token", token]) == 1  # token spent
+    assert "unknown, used or expired" in capsys.readouterr().err
+    enrolment.chmod(0o644)
+    monkeypatch.setenv("BWC_DOCK_STATE_DIR", str(first))
+    assert dock_main(["status"]) == 0  # status needs no credential
+    assert dock_main(dw.run_args()) == 3  # but nothing runs on a readable credential
+    assert "chmod 600" in capsys.readouterr().err
+
+
+def test_a_revoked_dock_stops_uploading_and_touches_nothing(
+    dw: DockWorld, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from app.db import Database
+    from app.devices import dock_for_credential, revoke_dock
+
+    database = Database(dw.world.settings.database_url)
+    with database.transaction() as session:
+        dock = dock_for_credential(session, dw.docks.north_credential)
+        assert dock is not None
+        revoke_dock(session, dock, actor="cli", now=dock.created_at)
+    database.dispose()
+    volume = dw.camera(clips=1)
+    before = files_on(volume)
+    wait_until_stable(volume)
+    assert _run(dw, monkeypatch) == 4
+    assert files_on(volume) == before and dw.items() == []
+    (report,) = dw.reports()
+    assert any("401" in error for error in report["errors"])
