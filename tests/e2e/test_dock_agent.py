@@ -269,3 +269,66 @@ def test_a_revoked_dock_stops_uploading_and_touches_nothing(
     assert files_on(volume) == before and dw.items() == []
     (report,) = dw.reports()
     assert any("401" in error for error in report["errors"])
+
+
+def _symlink_out(volume: Path) -> None:
+    (volume / "DCIM/100BWC/BWC00009.MP4").symlink_to("/etc/passwd")
+
+
+def _fifo(volume: Path) -> None:
+    import os
+
+    os.mkfifo(volume / "DCIM/100BWC/BWC00009.MP4")
+
+
+def _impossible_name(volume: Path) -> None:
+    (volume / "DCIM/100BWC/BWC:0001.MP4").write_bytes(b"\0" * 100)
+
+
+def _sidecar_lies(volume: Path) -> None:
+    import json
+
+    sidecar = volume / "DCIM/100BWC/BWC00001.JSON"
+    claims = json.loads(sidecar.read_text())
+    claims["sha256"] = "0" * 64
+    sidecar.write_text(json.dumps(claims))
+
+
+def _recording_removed(volume: Path) -> None:
+    (volume / "DCIM/100BWC/BWC00002.MP4").unlink()
+    (volume / "DCIM/100BWC/BWC00002.JSON").unlink()
+
+
+def _stray_file(volume: Path) -> None:
+    (volume / "DCIM/extra.bin").write_bytes(b"not from a camera")
+
+
+@pytest.mark.parametrize(
+    ("tamper", "alert"),
+    [
+        (_symlink_out, "volume_integrity_suspect"),
+        (_fifo, "volume_integrity_suspect"),
+        (_impossible_name, "volume_integrity_suspect"),
+        (_sidecar_lies, "possible_tamper"),
+        (_recording_removed, "missing_recording"),
+        (_stray_file, "unexpected_content"),
+    ],
+)
+def test_hostile_volumes_are_offloaded_as_far_as_safe_and_nothing_is_wiped(
+    dw: DockWorld, monkeypatch: pytest.MonkeyPatch, tamper: Callable[[Path], None], alert: str
+) -> None:
+    volume = dw.camera(clips=2)
+    tamper(volume)
+    before = None if tamper is _fifo else files_on(volume)  # a FIFO cannot be read here
+    wait_until_stable(volume)
+    assert _run(dw, monkeypatch) == 0
+    (report,) = dw.reports()
+    assert report["decision"] == "accept_no_delete", report["alerts"]
+    assert alert in report["alerts"]
+    assert all(not e["wiped"] for e in report["entries"])
+    if before is not None:
+        assert files_on(volume) == before
+    held = {item.sha256 for item in dw.items()}
+    ingested = [e for e in report["entries"] if e["outcome"] == "ingested"]
+    assert ingested and all(e["sha256"] in held for e in ingested)
+    assert "root:" not in "".join(str(e) for e in report["entries"])  # /etc/passwd unread
