@@ -84,6 +84,21 @@ def cmd_docks_add(settings: Settings, args: argparse.Namespace) -> None:
     print(token)
 
 
+def cmd_docks_revoke(settings: Settings, args: argparse.Namespace) -> None:
+    from app.devices import revoke_dock
+    from evidence.adapters.sql.org import Dock
+
+    with _database(settings) as database, database.transaction() as session:
+        district = accounts.only_district(session)
+        dock = session.scalars(
+            select(Dock).where(Dock.district_id == district.id, Dock.name == args.name)
+        ).first()
+        if dock is None:
+            raise VaultCliError(f"no dock named {args.name}")
+        revoke_dock(session, dock, actor=CLI_ACTOR, now=_now())
+    print(f"revoked dock {args.name}: its credential is refused from now on")
+
+
 def _parse_time(raw: str | None) -> datetime | None:
     if raw is None:
         return None
@@ -244,6 +259,9 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     dock_add.add_argument("name")
     dock_add.add_argument("--school", required=True, help="school code")
     dock_add.set_defaults(func=cmd_docks_add)
+    dock_revoke = docks.add_parser("revoke", help="stop a dock's uploads at once")
+    dock_revoke.add_argument("name")
+    dock_revoke.set_defaults(func=cmd_docks_revoke)
 
     ev = sub.add_parser("evidence", help="evidence items").add_subparsers(
         dest="evidence_command", required=True, metavar="ACTION"

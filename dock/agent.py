@@ -10,17 +10,20 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 
 from dock.client import ServiceError
+from dock.identity import check_usb
 from dock.offload import Context, Progress, Session
 from dock.report import SessionReport
 from dock.usb import UsbDevice, is_storage
 
 logger = logging.getLogger(__name__)
 DeviceSource = Callable[[], list[UsbDevice]]
+MOUNT_WAIT = 20.0  # seconds an identified camera's volume may take to appear
 
 
 def _key(device: UsbDevice) -> tuple[object, ...]:
@@ -34,6 +37,7 @@ class Agent:
         self.bays: dict[tuple[object, ...], Progress] = {}
         self.reports: list[SessionReport] = []
         self._threads: dict[tuple[object, ...], threading.Thread] = {}
+        self._pending: dict[tuple[object, ...], float] = {}
         self._lock = threading.Lock()
 
     def recover(self) -> int:
@@ -53,17 +57,35 @@ class Agent:
     def _attached(self) -> list[UsbDevice]:
         return [d for d in self.devices() if is_storage(d)]
 
+    def _ready(self, key: tuple[object, ...], device: UsbDevice) -> bool:
+        """Whether to start the device's session now.
+
+        The disk of a USB camera appears (and is mounted) a moment after the device: an
+        identified camera without a volume yet is given MOUNT_WAIT seconds before its
+        session starts anyway (and mounts it itself). A device that fails the USB
+        checks needs no volume: it is refused at once."""
+        if device.volume is not None:
+            self._pending.pop(key, None)
+            return True
+        if not check_usb(device, self.ctx.profiles, lambda serial: True).passed:
+            return True
+        first = self._pending.setdefault(key, time.monotonic())
+        return time.monotonic() - first >= MOUNT_WAIT
+
     def scan(self) -> None:
         """Start a session for every newly docked storage device; forget unplugged ones."""
         attached = {_key(d): d for d in self._attached()}
         with self._lock:
+            for key in list(self._pending):
+                if key not in attached:
+                    del self._pending[key]
             for key in list(self.bays):
                 thread = self._threads.get(key)
                 if key not in attached and (thread is None or not thread.is_alive()):
                     del self.bays[key]
                     self._threads.pop(key, None)
             for key, device in attached.items():
-                if key in self.bays:
+                if key in self.bays or not self._ready(key, device):
                     continue
                 progress = Progress(serial=device.serial)
                 self.bays[key] = progress
@@ -102,6 +124,9 @@ class Agent:
         """Handle the devices attached now, wait for their sessions, return the reports."""
         self.recover()
         self.scan()
+        while self._pending:  # identified cameras whose volume is still being mounted
+            time.sleep(0.5)
+            self.scan()
         self.wait()
         return list(self.reports)
 

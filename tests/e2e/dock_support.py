@@ -111,7 +111,8 @@ class DockWorld:
 
     def reports(self) -> list[dict[str, Any]]:
         folder = self.root / "reports"
-        return [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))]
+        found = [json.loads(p.read_text()) for p in folder.glob("*.json")]
+        return sorted(found, key=lambda r: (r["finished_at"] or "", r["started_at"]))
 
     def items(self) -> list[EvidenceItem]:
         database = Database(self.world.settings.database_url)

@@ -195,3 +195,25 @@ def test_clear_errors(env: Path, capsys: pytest.CaptureFixture[str], tmp_path: P
     assert code == 1 and "already registered" in err
     code, _, err = run(capsys, "evidence", "verify")
     assert code == 1 and "--all" in err
+
+
+def test_docks_add_prints_a_token_and_revoke_ends_the_dock(
+    env: Path, capsys: pytest.CaptureFixture[str], db_url: str
+) -> None:
+    from datetime import UTC, datetime
+
+    from app.devices import dock_for_credential, enrol_dock
+
+    _setup(capsys)
+    code, out, _ = run(capsys, "docks", "add", "Front office", "--school", "NHS")
+    assert code == 0
+    token = out.strip().splitlines()[-1]
+    database = Database(db_url)
+    with database.transaction() as session:
+        _, credential = enrol_dock(session, token, now=datetime.now(UTC))
+    code, out, _ = run(capsys, "docks", "revoke", "Front office")
+    assert code == 0 and "revoked" in out
+    with database.sessions() as session:
+        assert dock_for_credential(session, credential) is None
+    database.dispose()
+    assert run(capsys, "docks", "revoke", "Nowhere")[0] == 1

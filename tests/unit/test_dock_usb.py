@@ -618,3 +618,34 @@ def test_an_identified_camera_without_a_mount_is_mounted_read_only(tmp_path: Pat
     ]
     elsewhere = UsbDevice(0xB0D1, 0xCA01, "X", None, None, ("mass_storage",), 1, 9, "3")
     assert mounter(elsewhere) is None and len(runner.calls) == 1
+
+
+def test_the_agent_waits_for_a_cameras_volume_but_refuses_a_stranger_at_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dock import agent as agent_module
+    from dock.agent import Agent
+
+    class Ctx:
+        profiles = PROFILES
+
+    camera = UsbDevice(0xB0D1, 0xCA01, "BWC-0002", None, None, ("mass_storage",), 1, 5, "1.4")
+    stick = UsbDevice(0x0781, 0x5581, "X1", None, None, ("mass_storage",), 1, 6, "2")
+    started: list[str | None] = []
+    agent = Agent(Ctx(), lambda: [camera, stick])  # type: ignore[arg-type]
+    monkeypatch.setattr(
+        Agent, "_session", lambda self, device, progress: started.append(device.serial)
+    )
+    clock = [100.0]
+    monkeypatch.setattr(agent_module.time, "monotonic", lambda: clock[0])
+    agent.scan()
+    agent.wait()
+    assert started == ["X1"]  # refused without waiting for a volume
+    clock[0] += agent_module.MOUNT_WAIT - 1
+    agent.scan()
+    agent.wait()
+    assert started == ["X1"]  # the camera's disk may still be appearing
+    clock[0] += 2
+    agent.scan()
+    agent.wait()
+    assert started == ["X1", "BWC-0002"]  # then its session starts (and mounts it)
