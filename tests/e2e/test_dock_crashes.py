@@ -76,18 +76,24 @@ def test_a_killed_agent_resumes_without_loss_duplication_or_early_wipe(
     assert not any((dw.state_dir / "spool").iterdir()), "spool files were left behind"
 
 
-def test_uploads_survive_cut_connections(dw: DockWorld) -> None:
+@pytest.mark.parametrize("mode", ["cut", "reset", "stall"])
+def test_uploads_survive_dropped_reset_and_stalled_connections(dw: DockWorld, mode: str) -> None:
     port = int(dw.base.rsplit(":", 1)[1])
-    proxy = CuttingProxy(port, cut_after=20_000)
+    proxy = CuttingProxy(port, cut_after=20_000, mode=mode)
     dw.enrol(base=f"http://127.0.0.1:{proxy.port}")
     volume = dw.camera(clips=2, seconds=2.0)
     original = files_on(volume)
     wait_until_stable(volume)
-    done = dw.run_subprocess(**SMALL_CHUNKS)
+    done = dw.run_subprocess(BWC_DOCK_TIMEOUT_SECONDS="2", **SMALL_CHUNKS)
     assert proxy.cuts == 1
     assert done.returncode == 0, done.stderr[-3000:]
     assert set(files_on(volume)) == KEPT
     _check_invariants(dw, original, volume)
+    # Bytes the service confirmed were not sent again: only the broken request is
+    # repeated. (Measured here: about 1.7x the footage, reports and headers included;
+    # sending the footage twice would pass 2.6x.)
+    footage = sum(len(d) for d in original.values())
+    assert proxy.forwarded < 2 * footage
     proxy.close()
 
 
