@@ -6,8 +6,6 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from dock.simulate import simulate_volume
-
 
 def _positive_int(text: str) -> int:
     value = int(text)
@@ -66,6 +64,9 @@ def add_simulate_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 def run_simulate(args: argparse.Namespace) -> int:
     """Write the volume and print a one-line summary; SimulateError propagates."""
+    # Imported here: PyAV, numpy and scikit-image cost a docking agent ~1 s and ~60 MiB.
+    from dock.simulate import simulate_volume
+
     volume = simulate_volume(
         args.out,
         serial=args.serial,
