@@ -26,6 +26,7 @@ from dock.volume import (
     scan_volume,
     still_same,
 )
+from tests.conftest import need_service
 from tests.unit.camera_volumes import (
     PROFILE,
     REC_DIR,
@@ -223,7 +224,7 @@ def _char_device(path: bytes) -> None:
     try:
         os.mknod(path, stat.S_IFCHR | 0o600, os.makedev(1, 5))  # /dev/zero: endless bytes
     except PermissionError as exc:
-        pytest.skip(f"creating a character device is not permitted here: {exc}")
+        need_service("mknod", f"creating a character device is not permitted here: {exc}")
 
 
 @pytest.mark.timeout(10)

@@ -21,6 +21,7 @@ import pytest
 import dock
 from dock.__main__ import build_parser
 from dock.settings import DockSettings
+from tests.conftest import need_service
 
 ROOT = Path(__file__).resolve().parents[2]
 INFRA = ROOT / "infra" / "dock"
@@ -415,7 +416,7 @@ def test_env_example_shows_each_variables_real_default(name: str) -> None:
 def _systemd_analyze() -> str:
     binary = shutil.which("systemd-analyze")
     if binary is None:
-        pytest.skip("systemd-analyze is not installed")
+        need_service("systemd-analyze", "it is not installed")
     return binary
 
 
@@ -464,5 +465,5 @@ def test_systemd_analyze_security_rates_the_unit_well() -> None:
         check=False,
     )
     if "--offline" in result.stderr and "unrecognized" in result.stderr:
-        pytest.skip("systemd-analyze older than 250 has no offline security check")
+        need_service("systemd-analyze", "versions before 250 have no offline security check")
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr
