@@ -216,20 +216,28 @@ def finalise(
     except (IntegrityError, ValueError, binascii.Error):
         return _reject(database, upload_id, "key_unwrap_failed", now, staging)
 
-    staged = staging.path(upload_id)
-    with staged.open("rb") as handle:
-        try:
-            header = segments.parse_header(handle.read(segments.HEADER_SIZE))
-        except IntegrityError:
-            return _reject(database, upload_id, "malformed_object", now, staging)
-    if header.object_id != object_id or header.segment_size != seg:
-        return _reject(database, upload_id, "object_header_mismatch", now, staging)
-
     evidence_id = str(uuid.UUID(upload_id))
     key = vault_core.original_key(evidence_id)
     store = vault.store
+    staged = staging.path(upload_id)
+    # A retry after a crash between storing and committing finds the bytes in the store
+    # (the local store moves the staged file there): verify them where they are.
+    already_stored = store.exists(key)
+    if already_stored:
+        first = store.read_range(key, 0, segments.HEADER_SIZE)
+    else:
+        with staged.open("rb") as handle:
+            first = handle.read(segments.HEADER_SIZE)
     try:
-        if store.exists(key):
+        header = segments.parse_header(first)
+    except IntegrityError:
+        _discard(store, key)
+        return _reject(database, upload_id, "malformed_object", now, staging)
+    if header.object_id != object_id or header.segment_size != seg:
+        _discard(store, key)
+        return _reject(database, upload_id, "object_header_mismatch", now, staging)
+    try:
+        if already_stored:
             stored_size = store.size(key)
         else:
             stored_size = _put_staged(store, key, staged, length).size

@@ -26,9 +26,15 @@ class UploadBusy(Exception):
 
 
 class StagedUpload:
-    def __init__(self, path: Path, handle: BinaryIO) -> None:
+    def __init__(self, path: Path, handle: BinaryIO | None) -> None:
         self.path = path
-        self._handle = handle
+        self._file = handle
+
+    @property
+    def _handle(self) -> BinaryIO:
+        if self._file is None:
+            raise FileNotFoundError(f"staged upload {self.path.name} has moved or gone")
+        return self._file
 
     @property
     def offset(self) -> int:
@@ -87,27 +93,38 @@ class Staging:
 
     @contextmanager
     def locked(self, upload_id: str, *, wait_seconds: float = 5.0) -> Iterator[StagedUpload]:
-        """Open the staged file exclusively; UploadBusy if another request keeps it longer
-        than wait_seconds (a client resuming right after a cut may race the old request)."""
+        """Hold the upload's lock and open its staged file; UploadBusy if another request
+        keeps the lock longer than wait_seconds (a client resuming right after a cut may
+        race the old request). The lock lives in its own file, so it still serialises
+        requests after the staged bytes moved into the object store; the staged file is
+        then missing and FileNotFoundError is raised only when it is used."""
         path = self._path(upload_id)
-        fd = os.open(path, os.O_RDWR | os.O_NOFOLLOW)
-        handle = os.fdopen(fd, "r+b", buffering=0)
+        lock_fd = os.open(
+            self.root / f"{upload_id}.lock", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600
+        )
         try:
             deadline = time.monotonic() + wait_seconds
             while True:
                 try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                     break
                 except BlockingIOError:
                     if time.monotonic() >= deadline:
                         raise UploadBusy(upload_id) from None
                     time.sleep(0.05)
-            yield StagedUpload(path, handle)  # type: ignore[arg-type]
+            try:
+                fd = os.open(path, os.O_RDWR | os.O_NOFOLLOW)
+            except FileNotFoundError:
+                yield StagedUpload(path, None)
+                return
+            handle = os.fdopen(fd, "r+b", buffering=0)
+            try:
+                yield StagedUpload(path, handle)  # type: ignore[arg-type]
+            finally:
+                handle.close()
         finally:
-            handle.close()
+            os.close(lock_fd)
 
     def remove(self, upload_id: str) -> None:
-        try:
-            self._path(upload_id).unlink()
-        except FileNotFoundError:
-            pass
+        self._path(upload_id).unlink(missing_ok=True)
+        (self.root / f"{upload_id}.lock").unlink(missing_ok=True)

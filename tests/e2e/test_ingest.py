@@ -386,3 +386,29 @@ def test_the_openapi_document_describes_every_api_route(api: FlaskClient, vault_
         described = set(paths[path]) - {"parameters"}
         wanted = {m.lower() for m in (rule.methods or set())} - {"head", "options"}
         assert wanted <= described, (path, wanted - described)
+
+
+def test_a_verification_interrupted_after_storing_finishes_on_the_next_receipt_request(
+    api: FlaskClient, docks: Docks, world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from app import ingest
+
+    sealed = seal(docks, os.urandom(12000))
+    real = ingest._new_item
+    calls = {"n": 0}
+
+    def crash_once(*args, **kwargs):  # type: ignore[no-untyped-def]
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise RuntimeError("the service stopped between storing and committing")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(ingest, "_new_item", crash_once)
+    location = _create(api, docks.north_credential, sealed).headers["Location"]
+    answer = _patch(api, docks.north_credential, location, sealed.ciphertext, 0)
+    assert answer.status_code == 500
+    assert _count(world, EvidenceItem) == 0
+    receipt = api.get(location + "/receipt", headers=tus_headers(docks.north_credential))
+    body = receipt.get_json()
+    assert body["status"] == "verified" and body["sha256"] == sealed.sha256
+    assert _count(world, EvidenceItem) == 1
