@@ -105,7 +105,7 @@ def docking_notes(d: dict[str, Any]) -> list[str]:
     wipe, start = _span(spans, "wipe: re-hash"), _span(spans, "start-up")
     writes = 2 * cipher / r["disk"]
     serial = spool["seconds"] + upload["seconds"] + wipe["seconds"]
-    imp, lean = d["imports"]["with_simulator"], d["imports"]["run_path_only"]
+    imp = d["imports"]
     return [
         f"Docking {size_text(d['volume']['size'])}: {large['seconds']:.1f} s = {timeline}. "
         f"Agent {cpu_text(large['agent_cpu'], large['seconds'])}; service "
@@ -145,10 +145,13 @@ def docking_notes(d: dict[str, Any]) -> list[str]:
         f"({mb / wipe['seconds']:,.0f} MB/s; {wipe['read_MB']:,.0f} MB of it from storage, "
         "the spool pass having left it in the page cache; 1 MiB preads, each a new bytes "
         f"object), then unlink it and fsync its folder; SHA-256 alone takes "
-        f"{mb / r['sha']:.1f} s. Start-up: {start['seconds']:.1f} s before the first "
-        "request, most of it imports: in a separate probe importing what `bwc-dock run` "
-        f"imports took {imp['seconds']:.1f} s, {imp['seconds'] - lean['seconds']:.1f} s of "
-        "it the simulator's modules, which a docking never uses (next note).",
+        f"{mb / r['sha']:.1f} s. Start-up (interpreter, imports, enrolment, journal, "
+        f"simulated USB): {start['seconds']:.1f} s before the first request"
+        + (
+            f", with {', '.join(imp['media_libraries'])} imported for the simulator."
+            if imp["media_libraries"]
+            else "."
+        ),
         f"For {DOCKING_GOAL_MB_S:g} MB/s the whole docking has "
         f"{mb / DOCKING_GOAL_MB_S:.1f} s: less than the spool and the service's "
         f"verification take back to back here ({spool['seconds'] + up['verify_s']:.1f} s), "
@@ -161,22 +164,25 @@ def docking_notes(d: dict[str, Any]) -> list[str]:
 
 
 def memory_note(d: dict[str, Any]) -> str:
-    large, small = d["docking"]["large"], d["docking"]["small"]
-    imp, lean = d["imports"]["with_simulator"], d["imports"]["run_path_only"]
+    large, small, imp = d["docking"]["large"], d["docking"]["small"], d["imports"]
     timeline = [v for _, v in large["rss_timeline_mib"]]
+    media = imp["media_libraries"]
     return (
         f"Memory: peak RSS {large['peak_rss_mib']:.0f} MiB for the "
         f"{size_text(d['volume']['size'])} volume and {small['peak_rss_mib']:.0f} MiB for "
-        f"the small one, so it does not grow with the file (VmRSS once a second over the "
-        f"large docking ranged {min(timeline):.0f}–{max(timeline):.0f} MiB): "
-        "`encrypt_stream` holds three 1 MiB segment buffers and uploads read 256 KiB "
-        "pieces. Most of it is imports: a fresh interpreter importing what `bwc-dock run` "
-        f"imports peaks at {imp['peak_rss_mib']:.0f} MiB ({imp['seconds']:.2f} s), because "
-        "building the parser imports `dock._simulate_cli`, which imports `dock.simulate` "
-        "and with it PyAV, numpy and scikit-image for `bwc-dock simulate`; the modules of "
-        f"the run path alone peak at {lean['peak_rss_mib']:.0f} MiB "
-        f"({lean['seconds']:.2f} s). The small docking ({len(small['clips'])} clips) took "
-        f"{small['seconds']:.1f} s, start-up and per-file round trips rather than bytes."
+        f"the small one ({len(small['clips'])} clips, {small['seconds']:.1f} s: start-up "
+        "and per-file round trips rather than bytes), so it does not grow with the file; "
+        "VmRSS once a second over the large docking ranged "
+        f"{min(timeline):.0f}–{max(timeline):.0f} MiB. Importing what `bwc-dock run` "
+        f"imports peaks at {imp['peak_rss_mib']:.0f} MiB on its own"
+        + (
+            f", {', '.join(media)} included: building the parser imports the simulator"
+            if media
+            else ""
+        )
+        + f"; the docking adds about {large['peak_rss_mib'] - imp['peak_rss_mib']:.0f} MiB "
+        "(`encrypt_stream`'s three 1 MiB segment buffers, 256 KiB upload pieces, the HTTP "
+        "connections, the journal's SQLite)."
     )
 
 

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import sys
 import tempfile
 import time
 from dataclasses import asdict, dataclass
@@ -51,10 +53,12 @@ from _vault_raw import random_pool, sha256_rate
 from _vault_service import log_errors, serving
 from vault_ingest_bench import _filesystem, _step, machine
 
+import dock
 from dock.simulate import simulate_volume
 from evidence.crypto import segments
 
 RESULTS = ROOT / "bench" / "results" / "dock.json"
+REEXEC = "_DOCK_BENCH_REEXEC"
 MiB = 1024 * 1024
 BIG_SERIAL, SMALL_SERIAL = "BWC-0002", "BWC-0003"
 SMALL_CLIPS = 3
@@ -208,7 +212,7 @@ def run(sizes: Sizes, tmp: Path) -> dict[str, Any]:
         "warm": seal_once(volume, tmp / "bench-spool", drop=False),
         "no_disk": seal_to_null(volume),
     }
-    d["imports"] = {"with_simulator": import_rss(True), "run_path_only": import_rss(False)}
+    d["imports"] = import_rss()
     world = world_for(tmp / "data")
     _step("service: bwc init, schools add, cameras add, docks add; bwc serve; bwc-dock enroll")
     token = set_up_service(world, [BIG_SERIAL, SMALL_SERIAL])
@@ -225,7 +229,26 @@ def run(sizes: Sizes, tmp: Path) -> dict[str, Any]:
     return d
 
 
+def _use_this_checkout() -> None:
+    """Measure this checkout's code. The venv's editable install may map `dock`, `app`
+    and the rest to another copy; then this process and every `bwc`, `bwc serve` and
+    `bwc-dock` it starts would run that one. Re-run with this checkout on PYTHONPATH,
+    which the subprocesses inherit."""
+    import dock
+
+    here = Path(dock.__file__).resolve().parents[1]
+    if here == ROOT:
+        return
+    if os.environ.get(REEXEC):
+        raise SystemExit(f"dock is still imported from {here}, not {ROOT}")
+    print(f"note: this venv imports dock from {here}; re-running with PYTHONPATH={ROOT}")
+    path = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)
+    env = {**os.environ, "PYTHONPATH": path, REEXEC: "1"}
+    os.execve(sys.executable, [sys.executable, *sys.orig_argv[1:]], env)  # noqa: S606
+
+
 def main() -> None:
+    _use_this_checkout()
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
         "--quick", action="store_true", help="a 256 MiB recording instead of 2 GiB; under a minute"
@@ -249,6 +272,10 @@ def main() -> None:
         "command": "bench/dock_bench.py" + (" --quick" if args.quick else ""),
         "sizes": asdict(sizes),
         "machine": machine(),
+        "code": {
+            "imported_from": str(Path(dock.__file__).resolve().parents[1]),
+            "pythonpath": os.environ.get("PYTHONPATH", ""),
+        },
         "background_cpu_busy": background,
         "seconds": time.perf_counter() - started,
         "finished": datetime.now(UTC).isoformat(timespec="seconds"),
