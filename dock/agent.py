@@ -13,7 +13,6 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict
-from pathlib import Path
 
 from dock.client import ServiceError
 from dock.identity import check_usb
@@ -149,7 +148,3 @@ class Agent:
             self.ctx.client.heartbeat(self.state())
         except ServiceError as exc:
             logger.warning("heartbeat not delivered: %s", exc)
-
-
-def report_dir_default(state_dir: Path) -> Path:
-    return state_dir / "reports"

@@ -33,7 +33,6 @@ STATES = (
     "rejected",
     "done",
 )
-FINISHED = ("done", "rejected")
 _FILE_COLUMNS = (
     "id, session_id, path_b64, size, mtime_ns, inode, state, sha256, spool_name, meta, "
     "upload_url, evidence_id, leaf_index, wiped, error"

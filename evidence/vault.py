@@ -81,10 +81,6 @@ class _StoreRange:
         return self._store.read_range(self._key, start, length)
 
 
-def plaintext_size(obj: EncryptedObject, segment_size: int) -> int:
-    return segments.plaintext_size(obj.stored_size, segment_size)
-
-
 def read_plaintext(
     store: ObjectStore, obj: EncryptedObject, dek: bytes, start: int, end: int
 ) -> Iterator[bytes]:
