@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from app.devices import SERIAL
 from app.settings import Settings
 from evidence import vault as vault_core
 from evidence.crypto import segments
@@ -138,7 +139,7 @@ def declare(meta: dict[str, bytes], upload_length: int, settings: Settings) -> D
     if not _IDENTITY.match(identity):
         raise UploadRefused(400, "bad_metadata", "file_identity: 1-200 printable ASCII characters")
     serial = _text(meta, "camera_serial")
-    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}", serial):
+    if not SERIAL.fullmatch(serial):
         raise UploadRefused(400, "bad_metadata", "camera_serial is malformed")
     name = meta["filename"]
     if not 0 < len(name) <= 1024:
@@ -168,7 +169,7 @@ def declare(meta: dict[str, bytes], upload_length: int, settings: Settings) -> D
     if len(flags) > 32 or not all(_FLAG.match(f) for f in flags):
         raise UploadRefused(400, "bad_metadata", "flags: up to 32 lower-case words")
     badge = _text(meta, "wearer_badge") if "wearer_badge" in meta else None
-    if badge is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}", badge):
+    if badge is not None and not SERIAL.fullmatch(badge):
         raise UploadRefused(400, "bad_metadata", "wearer_badge is malformed")
     camera_start = (
         _text(meta, "camera_recorded_start")[:64] if "camera_recorded_start" in meta else None

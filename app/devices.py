@@ -20,7 +20,8 @@ from audit.events import EventType
 from evidence.adapters.sql.org import Camera, District, Dock, School, Wearer
 from evidence.errors import Conflict, InvalidInput, NotFound
 
-_SERIAL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+#: The shape of a camera serial or a wearer badge, wherever one arrives.
+SERIAL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _DOCK_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 ._-]{0,99}$")
 KNOWN_PROFILES = ("bwc-msc/1",)
 ENROLMENT_LIFETIME = timedelta(hours=24)
@@ -55,7 +56,7 @@ def register_camera(
     wearer_badge: str | None = None,
 ) -> Camera:
     """Register a camera to a school, assigned to a wearer or (no badge) pooled."""
-    if not _SERIAL.match(serial):
+    if not SERIAL.fullmatch(serial):
         raise InvalidInput("camera serial: letters, digits, '.', '-' and '_' only (up to 64)")
     if profile not in KNOWN_PROFILES:
         raise InvalidInput(

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from app.custody import record_event
 from app.declaration import UploadRefused
-from app.devices import find_camera
+from app.devices import SERIAL, find_camera
 from audit.events import EventType
 from evidence.adapters.sql.docking import ActivationEvent, Alert, DockSession
 from evidence.adapters.sql.items import EvidenceItem
@@ -56,7 +56,6 @@ MAX_EVENTS = 50_000
 CLOCK_TOLERANCE = timedelta(seconds=300)
 _SESSION = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
 _WORD = re.compile(r"^[a-z_]{1,40}$")
-_SERIAL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _RECORDING = re.compile(r"^[A-Za-z0-9_-]{1,40}\.[A-Za-z0-9]{1,5}$")
 
 
@@ -212,7 +211,7 @@ def record_activations(session: Session, dock: Dock, body: object, now: datetime
     if not isinstance(body, dict):
         raise _bad("activations are a JSON object")
     serial = body.get("camera_serial")
-    if not isinstance(serial, str) or not _SERIAL.match(serial):
+    if not isinstance(serial, str) or not SERIAL.fullmatch(serial):
         raise _bad("camera_serial is malformed")
     camera = find_camera(session, dock.district_id, serial)
     if camera is None or camera.school_id != dock.school_id:
