@@ -10,6 +10,7 @@ from flask_wtf.csrf import CSRFProtect
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from app.db import Database, schema_is_current
+from app.live_verify import LiveVerifier
 from app.settings import ConfigError, Settings
 from app.staging import Staging
 from app.vault import Vault
@@ -55,6 +56,7 @@ def create_app(
         raise ConfigError("the database is not initialised or not migrated: run `bwc init`")
     app.extensions["bwc.db"] = database
     app.extensions["bwc.staging"] = Staging(settings.upload_path)
+    app.extensions["bwc.live_verify"] = LiveVerifier()
 
     if settings.trusted_proxies:
         app.wsgi_app = ProxyFix(  # type: ignore[method-assign]

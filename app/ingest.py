@@ -16,6 +16,7 @@ import logging
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
@@ -26,6 +27,7 @@ from app.custody import record_event
 from app.db import Database, must_get
 from app.declaration import Declaration, UploadRefused, as_json
 from app.devices import find_camera
+from app.live_verify import LiveVerifier, Verified
 from app.settings import Settings
 from app.staging import Staging
 from app.vault import Vault, encode_wrapped, item_context
@@ -35,10 +37,14 @@ from evidence.adapters.sql.items import EvidenceItem
 from evidence.adapters.sql.org import Camera, Dock, Wearer
 from evidence.adapters.sql.vault import Upload
 from evidence.crypto import keywrap, segments
-from evidence.errors import EvidenceError, IntegrityError, StorageError
+from evidence.errors import EvidenceError, IntegrityError, NotAdoptable, StorageError
 from evidence.upload_metadata import dock_context
 
 logger = logging.getLogger(__name__)
+
+# How long the last PATCH waits for the live verification to read the tail back; past
+# this it reads the whole stored object back itself.
+LIVE_WAIT_SECONDS = 120.0
 
 
 def find_duplicate(session: Session, camera_id: int, file_identity: str, sha: str) -> str | None:
@@ -139,6 +145,27 @@ def create_upload(
     return upload
 
 
+def upload_key(session: Session, vault: Vault, upload: Upload) -> tuple[bytes, bytes] | None:
+    """(data key, object id) of an upload in progress, unwrapped from what its dock sent;
+    None if it cannot be (finalise then rejects the upload with the reason)."""
+    camera = session.get(Camera, upload.camera_id)
+    if camera is None or not upload.dock_wrapped_key:
+        return None
+    object_id = bytes.fromhex(upload.object_id)
+    try:
+        private = vault.ingest_private_key(session, upload.ingest_key_version)
+        if private is None:
+            return None
+        dek = keywrap.unwrap_from_dock(
+            base64.b64decode(upload.dock_wrapped_key),
+            private,
+            dock_context(object_id, camera.serial),
+        )
+    except (EvidenceError, ValueError, binascii.Error):
+        return None
+    return dek, object_id
+
+
 @dataclass(frozen=True)
 class Outcome:
     status: str  # verified | rejected
@@ -181,6 +208,7 @@ def finalise(
     upload_id: str,
     *,
     now: datetime,
+    live: LiveVerifier | None = None,
 ) -> Outcome:
     """Verify a fully received upload and make it an evidence item (or reject it).
 
@@ -188,7 +216,12 @@ def finalise(
     outside any database transaction; the item, its re-wrapped key and its two custody
     events are then written in one. Retried after a crash, it finishes the same way:
     the object key derives from the upload, so a stored object is reused if it
-    verifies."""
+    verifies.
+
+    With `live`, a staged file this process already read back and verified while it
+    arrived (app/live_verify.py) is adopted by the store as it is, when the store can
+    take that very file (the local store, by hard link); otherwise the file is stored
+    and the stored object read back in full."""
     with database.sessions() as session:
         upload = session.get(Upload, upload_id)
         if upload is None or upload.status != "receiving":
@@ -207,14 +240,22 @@ def finalise(
         declared = dict(upload.declared)
         sha, size, seg = upload.plaintext_sha256, upload.plaintext_size, upload.segment_size
         length = upload.length
-    if duplicate:
-        return _mark_duplicate(database, upload_id, duplicate, now, staging)
-    if private is None:
+    if duplicate or private is None:
+        if live is not None:
+            live.discard(upload_id)
+        if duplicate:
+            return _mark_duplicate(database, upload_id, duplicate, now, staging)
         return _reject(database, upload_id, "unknown_ingest_key", now, staging)
     try:
         dek = keywrap.unwrap_from_dock(base64.b64decode(wrapped_text), private, context)
     except (IntegrityError, ValueError, binascii.Error):
         return _reject(database, upload_id, "key_unwrap_failed", now, staging)
+    verified: Verified | None = None
+    if live is not None:
+        try:
+            verified = live.finish(upload_id, wait_seconds=LIVE_WAIT_SECONDS)
+        except IntegrityError:
+            return _reject(database, upload_id, "integrity_failed", now, staging)
 
     evidence_id = str(uuid.UUID(upload_id))
     key = vault_core.original_key(evidence_id)
@@ -236,8 +277,11 @@ def finalise(
     if header.object_id != object_id or header.segment_size != seg:
         _discard(store, key)
         return _reject(database, upload_id, "object_header_mismatch", now, staging)
+    digest = None if already_stored else _adopt_verified(store, key, staged, verified)
     try:
-        if already_stored:
+        if digest is not None:
+            stored_size = digest.stored_size
+        elif already_stored:
             stored_size = store.size(key)
         else:
             stored_size = _put_staged(store, key, staged, length).size
@@ -245,11 +289,12 @@ def finalise(
         logger.exception("storing upload %s failed", upload_id)
         raise
     obj = vault_core.EncryptedObject(key, object_id, stored_size)
-    try:
-        digest = vault_core.digest_object(store, obj, dek)
-    except IntegrityError:
-        _discard(store, key)
-        return _reject(database, upload_id, "integrity_failed", now, staging)
+    if digest is None:
+        try:
+            digest = vault_core.digest_object(store, obj, dek)
+        except IntegrityError:
+            _discard(store, key)
+            return _reject(database, upload_id, "integrity_failed", now, staging)
     if digest.size != size:
         _discard(store, key)
         return _reject(database, upload_id, "size_mismatch", now, staging)
@@ -316,6 +361,29 @@ def upload_file_identity(database: Database, upload_id: str) -> str:
     with database.sessions() as session:
         upload = must_get(session, Upload, upload_id)
         return upload.file_identity
+
+
+def _adopt_verified(
+    store: Any, key: str, staged: Path, verified: Verified | None
+) -> vault_core.Digest | None:
+    """Store the staged file as it is, if it was read back and verified while arriving
+    and the store can take that very file; its digest then stands for the stored object.
+    None when it could not be adopted: the caller stores and reads back instead."""
+    adopt = getattr(store, "adopt_file", None)
+    if verified is None or adopt is None:
+        return None
+    digest = verified.digest
+    try:
+        adopt(
+            key,
+            staged,
+            size=digest.stored_size,
+            sha256=digest.stored_sha256,
+            inode=verified.inode,
+        )
+    except NotAdoptable:
+        return None
+    return digest
 
 
 def _put_staged(store: Any, key: str, staged: Any, length: int) -> Any:

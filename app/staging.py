@@ -1,10 +1,10 @@
 """Staged tus uploads: one ciphertext file per upload in the upload folder, under a lock.
 
-The file's size is the upload's offset: bytes are appended and fsynced before the
-offset is reported, so a resumed upload never skips bytes that were not kept. A lock
-(flock) serialises requests on one upload across processes on a host; a deployment
-with several app hosts shares the folder (and its locks) over the network file system
-or pins an upload to one host."""
+The file's size is the upload's offset: bytes are appended (their writeback started as
+they arrive, app/writeback.py) and fsynced before the offset is reported, so a resumed
+upload never skips bytes that were not kept. A lock (flock) serialises requests on one
+upload across processes on a host; a deployment with several app hosts shares the
+folder (and its locks) over the network file system or pins an upload to one host."""
 
 from __future__ import annotations
 
@@ -15,10 +15,16 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
+
+if TYPE_CHECKING:
+    from hashlib import _Hash as Hash
+
+from app.writeback import start_writeback
 
 _UPLOAD_ID = re.compile(r"^[0-9a-f]{32}$")
 CHUNK = 1024 * 1024
+WRITEBACK_BYTES = 8 * CHUNK  # queue the disk writes this often while a PATCH arrives
 
 
 class UploadBusy(Exception):
@@ -40,23 +46,31 @@ class StagedUpload:
     def offset(self) -> int:
         return os.fstat(self._handle.fileno()).st_size
 
-    def append(self, chunks: Iterator[bytes], limit: int) -> tuple[int, bool]:
-        """Append chunks (at most limit bytes); fsync; return (bytes written, cut short).
+    def append(
+        self, chunks: Iterator[bytes], limit: int, digest: Hash | None = None
+    ) -> tuple[int, bool]:
+        """Append chunks (at most limit bytes), feeding each to digest; fsync; return
+        (bytes written, cut short).
 
-        `cut short` is True when the client went away mid-body: what arrived is kept."""
+        `cut short` is True when the client went away mid-body: what arrived is kept.
+        The disk's writeback is started every `WRITEBACK_BYTES` (app/writeback.py)."""
         written = 0
         fd = self._handle.fileno()
-        os.lseek(fd, 0, os.SEEK_END)
+        start = flushed = os.lseek(fd, 0, os.SEEK_END)
         cut = False
         try:
             for chunk in chunks:
                 if written + len(chunk) > limit:
                     raise ValueError("more bytes than the upload's length")
+                if digest is not None:
+                    digest.update(chunk)
                 view = memoryview(chunk)
                 while view:
-                    done = os.write(fd, view)
-                    view = view[done:]
+                    view = view[os.write(fd, view) :]
                 written += len(chunk)
+                if start + written - flushed >= WRITEBACK_BYTES:
+                    start_writeback(fd, flushed, start + written - flushed)
+                    flushed = start + written
         except ConnectionError:
             cut = True
         finally:

@@ -34,5 +34,10 @@ class ObjectMissing(StorageError, NotFound):
     """No object is stored under the key."""
 
 
+class NotAdoptable(StorageError):
+    """The store cannot take this file in place as it is (another filesystem, other
+    hard links); nothing was stored and the file is untouched."""
+
+
 class KeyProviderError(EvidenceError):
     """The key provider refused or failed (unknown key version, bad keyring, KMS error)."""

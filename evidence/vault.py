@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from evidence.crypto import segments
@@ -52,24 +52,35 @@ def digest_object(store: ObjectStore, obj: EncryptedObject, dek: bytes) -> Diges
     Trusts nothing stored: a flipped byte, a truncation, a swapped or restored object
     raises IntegrityError. The stored size is compared too, so an object that grew
     (appended bytes) fails even if a decoder ignored the tail."""
-    stored_hash = hashlib.sha256()
-    stored_size = 0
+    return digest_chunks(store.iter_bytes(obj.key), dek, obj.object_id, obj.stored_size)
 
-    def counted() -> Iterator[bytes]:
-        nonlocal stored_size
-        for chunk in store.iter_bytes(obj.key):
+
+def digest_chunks(
+    chunks: Iterable[bytes | memoryview], dek: bytes, object_id: bytes, stored_size: int
+) -> Digest:
+    """`digest_object` for ciphertext arriving as chunks from anywhere (a stored object,
+    or a staged upload read back from its file as it grows).
+
+    Exactly `stored_size` bytes must arrive: any other count, a segment that fails
+    authentication or a header naming another object raises IntegrityError."""
+    stored_hash = hashlib.sha256()
+    counted_size = 0
+
+    def counted() -> Iterator[bytes | memoryview]:
+        nonlocal counted_size
+        for chunk in chunks:
             stored_hash.update(chunk)
-            stored_size += len(chunk)
+            counted_size += len(chunk)
             yield chunk
 
     plain_hash = hashlib.sha256()
     size = 0
-    for piece in segments.decrypt_stream(counted(), dek, expected_object_id=obj.object_id):
+    for piece in segments.decrypt_stream(counted(), dek, expected_object_id=object_id):
         plain_hash.update(piece)
         size += len(piece)
-    if stored_size != obj.stored_size:
+    if counted_size != stored_size:
         raise IntegrityError("stored object failed authentication")
-    return Digest(plain_hash.hexdigest(), size, stored_hash.hexdigest(), stored_size)
+    return Digest(plain_hash.hexdigest(), size, stored_hash.hexdigest(), counted_size)
 
 
 class _StoreRange:

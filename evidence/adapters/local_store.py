@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO
 
-from evidence.errors import ObjectMissing, StorageError
+from evidence.errors import NotAdoptable, ObjectMissing, StorageError
 from evidence.ports import StoredObject
 
 logger = logging.getLogger(__name__)
@@ -136,6 +136,37 @@ class LocalObjectStore:
         Threat model: the staging file must belong to this service alone. A writer that
         still holds it open can change the bytes after we hash them; the encryption
         layer's authentication tags are what catch that later."""
+        return self._move_file(key, path, size, retain_until, known=None)
+
+    def adopt_file(
+        self,
+        key: str,
+        path: Path,
+        *,
+        size: int,
+        sha256: str,
+        inode: tuple[int, int],
+        retain_until: datetime | None = None,
+    ) -> StoredObject:
+        """Link a file the caller has already read back in full (and hashed: `sha256`,
+        `size`, of the file whose (st_dev, st_ino) is `inode`) into place under key,
+        without reading it again; that inode becomes the object, so what the caller
+        verified is what is stored.
+
+        `NotAdoptable` when that cannot be (another filesystem, other hard links, another
+        inode or size at path): nothing is stored and the file stays where it is; the
+        caller then stores it with `put_file` and reads the stored object back."""
+        return self._move_file(key, path, size, retain_until, known=(sha256, inode))
+
+    def _move_file(
+        self,
+        key: str,
+        path: Path,
+        size: int | None,
+        retain_until: datetime | None,
+        *,
+        known: tuple[str, tuple[int, int]] | None,
+    ) -> StoredObject:
         parts = check_key(key)
         until = _utc(retain_until) if retain_until is not None else None
         try:
@@ -149,10 +180,17 @@ class LocalObjectStore:
             if not stat.S_ISREG(st.st_mode):
                 raise StorageError(f"staged file {path} is not a regular file")
             with self._dir(parts[:-1], create=True) as dfd:
-                if st.st_nlink != 1 or st.st_dev != os.fstat(dfd).st_dev:
+                linkable = st.st_nlink == 1 and st.st_dev == os.fstat(dfd).st_dev
+                same = known is not None and known[1] == (st.st_dev, st.st_ino)
+                if known is not None and (not linkable or not same or st.st_size != size):
+                    raise NotAdoptable(f"staged file {path.name} cannot be adopted as it is")
+                if not linkable:
                     return self._copy_file(key, sfd, path, size, retain_until)
                 try:
-                    digest, count = self._hash_fd(sfd)
+                    if known is None:
+                        digest, count = self._hash_fd(sfd)
+                    else:
+                        digest, count = known[0], st.st_size
                     os.fchmod(sfd, 0o600)  # private before it is visible in the store
                     os.fsync(sfd)
                 except OSError as exc:
@@ -161,6 +199,8 @@ class LocalObjectStore:
                 try:
                     self._publish(dfd, path, parts[-1], until, expect=st)
                 except _CrossDevice:
+                    if known is not None:
+                        raise NotAdoptable(f"staged file {path.name} is elsewhere") from None
                     return self._copy_file(key, sfd, path, size, retain_until)
                 self._unlink_source(path)
         finally:

@@ -346,7 +346,7 @@ def encrypt_stream(
 
 
 def decrypt_stream(
-    chunks: Iterable[bytes], dek: bytes, *, expected_object_id: bytes | None = None
+    chunks: Iterable[bytes | memoryview], dek: bytes, *, expected_object_id: bytes | None = None
 ) -> Iterator[bytes]:
     """Authenticated plaintext of a whole object, one segment at a time.
 

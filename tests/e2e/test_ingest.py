@@ -412,3 +412,114 @@ def test_a_verification_interrupted_after_storing_finishes_on_the_next_receipt_r
     body = receipt.get_json()
     assert body["status"] == "verified" and body["sha256"] == sealed.sha256
     assert _count(world, EvidenceItem) == 1
+
+
+def _never_called(*_args: object, **_kwargs: object) -> None:
+    raise AssertionError("the staged file was stored and read back again")
+
+
+def test_bytes_verified_as_they_arrived_are_adopted_without_a_second_read(
+    api: FlaskClient, vault_app: Flask, docks: Docks, world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Several PATCHes in one process: the live verification read each one back, so the
+    last PATCH links that very file into the store and never reads it again."""
+    from evidence import vault as vault_core
+    from evidence.adapters.local_store import LocalObjectStore
+
+    monkeypatch.setattr(LocalObjectStore, "put_file", _never_called)
+    monkeypatch.setattr(vault_core, "digest_object", _never_called)
+    plaintext = os.urandom(9 * 4096 + 5)
+    sealed = seal(docks, plaintext)
+    location = _upload(api, docks.north_credential, sealed, chunk=7000)
+    receipt = api.get(location + "/receipt", headers=tus_headers(docks.north_credential)).get_json()
+    assert receipt["status"] == "verified"
+    assert receipt["sha256"] == hashlib.sha256(plaintext).hexdigest()
+    database = Database(world.settings.database_url)
+    try:
+        with database.sessions() as session:
+            item = session.get(EvidenceItem, receipt["evidence_id"])
+            assert item is not None
+            assert item.stored_sha256 == hashlib.sha256(sealed.ciphertext).hexdigest()
+            assert item.stored_size == len(sealed.ciphertext)
+    finally:
+        database.dispose()
+    stored = world.settings.data_dir / "objects" / f"{item.object_key}.obj"
+    assert stored.read_bytes() == sealed.ciphertext
+    assert vault_app.extensions["bwc.live_verify"].running() == 0
+
+
+def test_a_process_that_sees_only_the_last_patch_reads_the_whole_staged_file_back(
+    api: FlaskClient, vault_app: Flask, docks: Docks, world: World
+) -> None:
+    """The last PATCH lands in a process that did not see the others (a fresh verifier
+    stands for another worker): it verifies the staged file from its first byte, so a
+    byte changed on disk after an earlier PATCH was committed is caught."""
+    from app.live_verify import LiveVerifier
+
+    sealed = seal(docks, os.urandom(5 * 4096))
+    location = _create(api, docks.north_credential, sealed).headers["Location"]
+    half = len(sealed.ciphertext) // 2
+    first = _patch(api, docks.north_credential, location, sealed.ciphertext[:half], 0)
+    assert first.status_code == 204
+    vault_app.extensions["bwc.live_verify"].discard(location.rsplit("/", 1)[1])
+    vault_app.extensions["bwc.live_verify"] = LiveVerifier()
+    staged = world.settings.upload_path / location.rsplit("/", 1)[1]
+    with staged.open("r+b") as handle:  # the disk, not the wire, changed
+        handle.seek(100)
+        byte = handle.read(1)
+        handle.seek(100)
+        handle.write(bytes([byte[0] ^ 1]))
+    last = _patch(api, docks.north_credential, location, sealed.ciphertext[half:], half)
+    assert last.status_code == 422
+    assert last.get_json()["error"]["reason"] == "integrity_failed"
+    assert _count(world, EvidenceItem) == 0
+
+
+def test_a_store_that_cannot_adopt_the_staged_file_stores_it_and_reads_it_back(
+    api: FlaskClient, docks: Docks, world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from evidence import vault as vault_core
+    from evidence.adapters.local_store import LocalObjectStore
+    from evidence.errors import NotAdoptable
+
+    def refuse(*_args: object, **_kwargs: object) -> None:
+        raise NotAdoptable("staged on another filesystem")
+
+    reads: list[str] = []
+    real = vault_core.digest_object
+
+    def counted(store, obj, dek):  # type: ignore[no-untyped-def]
+        reads.append(obj.key)
+        return real(store, obj, dek)
+
+    monkeypatch.setattr(LocalObjectStore, "adopt_file", refuse)
+    monkeypatch.setattr(vault_core, "digest_object", counted)
+    plaintext = os.urandom(5 * 4096)
+    location = _upload(api, docks.north_credential, seal(docks, plaintext), chunk=6000)
+    receipt = api.get(location + "/receipt", headers=tus_headers(docks.north_credential)).get_json()
+    assert receipt["status"] == "verified"
+    assert receipt["sha256"] == hashlib.sha256(plaintext).hexdigest()
+    assert reads == [f"originals/{receipt['evidence_id']}"]
+
+
+def test_a_tampered_segment_in_an_early_patch_fails_the_live_verification(
+    api: FlaskClient, docks: Docks, world: World
+) -> None:
+    sealed = seal(docks, os.urandom(20000))
+    broken = bytearray(sealed.ciphertext)
+    broken[3000] ^= 0x80  # inside the first PATCH; its tus checksum is of these bytes
+    created = _create(api, docks.north_credential, sealed)
+    location = created.headers["Location"]
+    offset, answer = 0, None
+    while offset < len(broken):
+        answer = _patch(
+            api, docks.north_credential, location, bytes(broken[offset : offset + 6000]), offset
+        )
+        if answer.status_code != 204:
+            break
+        offset = int(answer.headers["Upload-Offset"])
+    assert answer is not None and answer.status_code == 422
+    assert answer.get_json()["error"]["reason"] == "integrity_failed"
+    assert _count(world, EvidenceItem) == 0
+    objects = world.settings.data_dir / "objects"
+    assert [p for p in objects.rglob("*.obj")] == []

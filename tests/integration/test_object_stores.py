@@ -22,7 +22,7 @@ from moto import mock_aws
 
 from evidence.adapters.local_store import LocalObjectStore
 from evidence.adapters.s3_store import S3ObjectStore, self_check
-from evidence.errors import ObjectMissing, StorageError
+from evidence.errors import NotAdoptable, ObjectMissing, StorageError
 from evidence.ports import ObjectStore
 
 MiB = 1024 * 1024
@@ -474,6 +474,52 @@ def test_local_put_file_copies_a_staged_file_with_other_links(
     target = tmp_path / "objects" / "originals" / "o7.obj"
     assert target.stat().st_ino != alias.stat().st_ino  # writes via alias cannot reach it
     assert not staged.exists() and alias.read_bytes() == b"clip"
+
+
+def _identity(path: Path) -> tuple[int, int]:
+    st = path.stat()
+    return st.st_dev, st.st_ino
+
+
+def test_local_adopt_file_links_the_verified_inode_without_reading_it(
+    local: LocalObjectStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = os.urandom(MiB + 3)
+    staged = tmp_path / "upload-a"
+    staged.write_bytes(data)
+    inode = _identity(staged)
+    monkeypatch.setattr(LocalObjectStore, "_hash_fd", staticmethod(_no_read))
+    sha = hashlib.sha256(data).hexdigest()
+    stored = local.adopt_file("originals/a1", staged, size=len(data), sha256=sha, inode=inode)
+    assert (stored.size, stored.sha256) == (len(data), sha)
+    target = tmp_path / "objects" / "originals" / "a1.obj"
+    assert _identity(target) == inode and not staged.exists()
+    assert stat.S_IMODE(target.stat().st_mode) == 0o600
+    assert local.read_range("originals/a1", 0, len(data)) == data
+
+
+def _no_read(_fd: int) -> tuple[str, int]:
+    raise AssertionError("adopt_file read the file again")
+
+
+@pytest.mark.parametrize("change", ["other inode", "other size", "second link"])
+def test_local_adopt_file_refuses_anything_but_the_file_that_was_verified(
+    local: LocalObjectStore, tmp_path: Path, change: str
+) -> None:
+    staged = tmp_path / "upload-b"
+    staged.write_bytes(b"verified bytes")
+    inode, size = _identity(staged), len(b"verified bytes")
+    if change == "other inode":  # the path now names another file with the same size
+        staged.rename(tmp_path / "moved-away")  # still alive, so its inode is not reused
+        staged.write_bytes(b"swapped bytes!")
+    elif change == "other size":
+        size += 1
+    else:
+        os.link(staged, tmp_path / "alias")  # writable through another name
+    sha = hashlib.sha256(b"verified bytes").hexdigest()
+    with pytest.raises(NotAdoptable):
+        local.adopt_file("originals/b1", staged, size=size, sha256=sha, inode=inode)
+    assert staged.exists() and not local.exists("originals/b1")
 
 
 def test_local_symlinks_in_the_store_are_never_followed(
