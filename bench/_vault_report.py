@@ -7,7 +7,6 @@ from typing import Any
 
 from _common import ROOT
 from _vault_figures import (
-    LARGE_GOAL_MB_S,
     SHA_PASSES,
     cpu_text,
     mean,
