@@ -81,9 +81,16 @@ def where_time_goes(d: dict[str, Any], patch_bytes: int) -> list[str]:
         "its segments and SHA-256s ciphertext and plaintext. The same stack doing only the "
         f"request thread's part (the sink row) carried the same bytes at "
         f"{sink['MB_per_s']:,.0f} MB/s ({cpu_text(sink['cpu'], sink['seconds'])}); the "
-        f"service's PATCHes ran at {p['bytes_MB_per_s'] / sink['MB_per_s']:.2f}× that, the "
-        "difference being the verification thread's CPU and the GIL the two threads share. "
-        "System CPU is the kernel receiving the bytes, writing and reading the file. At the "
+        f"service's PATCHes ran at {p['bytes_MB_per_s'] / sink['MB_per_s']:.2f}× that"
+        + (
+            ", the difference being the verification thread's CPU and the GIL the two "
+            "threads share. "
+            if p["bytes_MB_per_s"] < sink["MB_per_s"]
+            else " (faster than the sink: this disk varies more than that from minute to "
+            f"minute; raw disk before and after: {d['raw']['disk_before']['MB_per_s']:,.0f} "
+            f"and {d['raw']['disk_after']['MB_per_s']:,.0f} MB/s). "
+        )
+        + "System CPU is the kernel receiving the bytes, writing and reading the file. At the "
         f"raw rates (HTTP {r['http']:,.0f}, disk {r['disk']:,.0f}, SHA-256 {r['sha']:,.0f} "
         f"MB/s) the request thread's steps one after another take {arrive_floor:.1f} s "
         f"({mb / arrive_floor:,.0f} MB/s), the disk alone {mb / r['disk']:.1f} s.",
