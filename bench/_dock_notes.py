@@ -8,10 +8,10 @@ from _dock_report import DOCKING_GOAL_MB_S, SPOOL_GOAL, disk_runs, raw_rates, sp
 from _vault_figures import cpu_text, size_text
 
 # SHA-256 passes over a recording's bytes in one docking: the spool pass (plaintext),
-# the agent's Upload-Checksum of each PATCH, the service's check of it, put_file's hash
-# of the staged file, digest_object's of the ciphertext and of the plaintext, and the
-# agent's re-hash of the camera file before wiping it.
-SHA_PASSES = 7
+# the agent's Upload-Checksum of each PATCH, the service's check of it, its live
+# verification's of the ciphertext read back and of the plaintext (app/live_verify.py),
+# and the agent's re-hash of the camera file before wiping it.
+SHA_PASSES = 6
 
 
 def _span(spans: list[dict[str, Any]], prefix: str) -> dict[str, float]:
@@ -112,8 +112,8 @@ def docking_notes(d: dict[str, Any]) -> list[str]:
         f"{large['service_cpu_s']:.1f} s of CPU; other processes "
         f"{large['other_load_cores']:.2f} cores meanwhile.",
         "The recording's bytes cross this one disk three times (read from the volume, "
-        "written to the spool, written to the service's staged upload, which put_file then "
-        f"links into the store) and are SHA-256'd {SHA_PASSES} times ("
+        "written to the spool, written to the service's staged upload, which the store then "
+        f"adopts by hard link) and are SHA-256'd {SHA_PASSES} times ("
         f"{SHA_PASSES * mb / r['sha']:.1f} s at the raw rate on one core). At the raw "
         f"write + fsync rate the two writes alone take {writes:.1f} s: at most "
         f"{mb / writes:,.0f} MB/s before any other work"
@@ -132,14 +132,15 @@ def docking_notes(d: dict[str, Any]) -> list[str]:
         f"of {up['patch_bytes'] >> 20} MiB one after another (the 2 concurrent uploads "
         f"do not split a file); the service took {up['patch_s_sum']:.1f} s for all but the "
         f"last ({up['bytes_MB_per_s']:,.0f} MB/s; its request thread reads each body in "
-        "1 MiB chunks, SHA-256s it, os.writes it to the staged file and fsyncs), and "
+        "1 MiB chunks, SHA-256s it, os.writes it to the staged file and fsyncs, while a "
+        "second thread reads each committed PATCH back and verifies it), and "
         f"between them the agent spent {up['between_patches_s_sum']:.1f} s "
         f"({up['between_patches_s_sum'] / max(1, up['patches'] - 1) * 1e3:.0f} ms each) "
         "re-reading each chunk of the spool file to SHA-256 it for `Upload-Checksum` "
         f"before sending it. The last PATCH took {up['last_patch_s']:.1f} s, about "
-        f"{up['verify_s']:.1f} s of it the service verifying in one thread (put_file hashes "
-        "the staged file; digest_object reads the object back, hashes it, decrypts it and "
-        "hashes the plaintext). CPU in the upload: agent "
+        f"{up['verify_s']:.1f} s of it the service finishing its verification (the tail "
+        "its live verification had not read back yet) and adopting the staged file. CPU in "
+        "the upload: agent "
         f"{upload['agent_cpu_s']:.1f} s, service {upload['server_cpu_s']:.1f} s.",
         f"Wipe: {wipe['seconds']:.1f} s to re-hash the recording "
         f"({mb / wipe['seconds']:,.0f} MB/s; {wipe['read_MB']:,.0f} MB of it from storage, "
@@ -155,9 +156,8 @@ def docking_notes(d: dict[str, Any]) -> list[str]:
         f"For {DOCKING_GOAL_MB_S:g} MB/s the whole docking has "
         f"{mb / DOCKING_GOAL_MB_S:.1f} s: less than the spool and the service's "
         f"verification take back to back here ({spool['seconds'] + up['verify_s']:.1f} s), "
-        "so it needs the phases overlapped (uploading while spooling, the service hashing "
-        "as bytes arrive rather than after the last one, the re-hash before the wipe "
-        "alongside the upload) and a faster PATCH path, which carried "
+        "so it needs the phases overlapped (uploading while spooling, the re-hash before "
+        "the wipe alongside the upload) and a faster PATCH path, which carried "
         f"{up['bytes_MB_per_s']:,.0f} MB/s here"
         + (", under the goal by itself." if up["bytes_MB_per_s"] < DOCKING_GOAL_MB_S else "."),
     ]

@@ -55,7 +55,8 @@ measures, in one run:
   benchmark, a child's `ru_maxrss` would start at the benchmark's own peak, since Linux
   keeps the high-water mark of the address space an exec replaces.)
 
-Profiled once with py-spy (100 Hz, 2 GiB docking, 2026-12-01; not part of the script):
+Profiled once with py-spy (100 Hz, 2 GiB docking, 2026-12-01, before the service verified
+uploads as they arrive and started writeback early; not part of the script):
 in the service's PATCHes about 70% of the samples are `os.write` of the body into the
 staged file (`app/staging.py`: the kernel taking the pages into the page cache, as in
 the raw disk row's write; the fsync after each PATCH is about 2%) and about 25%

@@ -115,9 +115,13 @@ def prepare(data_dir: Path, *, storage_url: str = "", s3_endpoint: str = "") -> 
 
 
 def children(pid: int) -> list[int]:
+    """Child pids of every thread of pid; a thread that ends while we look has none."""
     found: list[int] = []
     for task in Path(f"/proc/{pid}/task").iterdir():
-        found += [int(c) for c in (task / "children").read_text().split()]
+        try:
+            found += [int(c) for c in (task / "children").read_text().split()]
+        except FileNotFoundError:
+            continue
     return found
 
 
