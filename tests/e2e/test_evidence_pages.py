@@ -1,0 +1,386 @@
+"""The evidence list and item pages: scope, filters, search, keyset pages, purpose before
+playback, watermark, custody timeline with downloadable proofs, escaping."""
+
+from __future__ import annotations
+
+import base64
+import os
+import re
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import insert, select
+
+from app import create_app
+from app.db import Database
+from audit import offline_verify
+from evidence.adapters.sql.items import (
+    Category,
+    EvidenceItem,
+    Incident,
+    Tag,
+    evidence_tags,
+    incident_evidence,
+)
+from evidence.adapters.sql.org import Camera, Wearer
+from tests.e2e.conftest import World, sign_in
+from tests.e2e.vault_support import (
+    NORTH_CAMERA,
+    SOUTH_CAMERA,
+    Docks,
+    equip,
+    seal,
+    tus_headers,
+)
+
+NOW = datetime(2026, 11, 3, 9, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def docks(world: World) -> Docks:
+    return equip(world.settings)
+
+
+@pytest.fixture
+def web(world: World, docks: Docks) -> Any:
+    flask_app = create_app(world.settings, start_worker=False)
+    yield flask_app
+    flask_app.extensions["bwc.db"].dispose()
+
+
+def _upload(app: Flask, docks: Docks, *, south: bool, plaintext: bytes) -> str:
+    """A real verified item through the tus API; its evidence id."""
+    api = app.test_client()
+    credential = docks.south_credential if south else docks.north_credential
+    sealed = seal(docks, plaintext, camera=SOUTH_CAMERA if south else NORTH_CAMERA)
+    created = api.post(
+        "/api/v1/uploads/",
+        headers=tus_headers(
+            credential,
+            **{"Upload-Length": str(len(sealed.ciphertext)), "Upload-Metadata": sealed.header},
+        ),
+    )
+    assert created.status_code == 201, created.get_data(as_text=True)
+    location = created.headers["Location"]
+    done = api.patch(
+        location,
+        data=sealed.ciphertext,
+        headers=tus_headers(
+            credential,
+            **{"Upload-Offset": "0", "Content-Type": "application/offset+octet-stream"},
+        ),
+    )
+    assert done.status_code == 204, done.get_data(as_text=True)
+    receipt = api.get(location + "/receipt", headers=tus_headers(credential)).get_json()
+    return str(receipt["evidence_id"])
+
+
+@pytest.fixture
+def items(web: Flask, docks: Docks) -> dict[str, str]:
+    return {
+        "north": _upload(web, docks, south=False, plaintext=os.urandom(5000)),
+        "south": _upload(web, docks, south=True, plaintext=os.urandom(6000)),
+    }
+
+
+def _client(web: Flask, world: World, who: str) -> FlaskClient:
+    client = web.test_client()
+    sign_in(client, world.people[who])
+    return client
+
+
+def _ids_on(page: str) -> list[str]:
+    return re.findall(r'href="/evidence/([0-9a-f-]{36})"', page)
+
+
+def test_each_role_lists_only_what_it_may_view(
+    web: Flask, world: World, items: dict[str, str]
+) -> None:
+    expected = {
+        "supervisor": {items["north"]},
+        "wearer": {items["north"]},
+        "south-teacher": {items["south"]},
+        "south-supervisor": {items["south"]},
+        "records": {items["north"], items["south"]},
+    }
+    for who, visible in expected.items():
+        page = _client(web, world, who).get("/evidence")
+        assert page.status_code == 200, who
+        assert set(_ids_on(page.get_data(as_text=True))) == visible, who
+    for who in ("oversight", "admin"):
+        assert _client(web, world, who).get("/evidence").status_code == 403, who
+
+
+def test_another_schools_or_wearers_item_is_404_by_page_stream_api_and_proof(
+    web: Flask, world: World, items: dict[str, str]
+) -> None:
+    south = items["south"]
+    for who in ("wearer", "supervisor", "oversight", "admin"):
+        client = _client(web, world, who)
+        for url in (
+            f"/evidence/{south}",
+            f"/evidence/{south}?purpose=investigation",
+            f"/evidence/{south}/stream?purpose=investigation",
+            f"/api/v1/evidence/{south}/content?purpose=investigation",
+            f"/evidence/{south}/custody/0/proof",
+        ):
+            assert client.get(url).status_code == 404, (who, url)
+
+
+def test_playback_waits_for_a_purpose_and_the_viewing_joins_the_custody_timeline(
+    web: Flask, world: World, items: dict[str, str]
+) -> None:
+    north = items["north"]
+    client = _client(web, world, "supervisor")
+    first = client.get(f"/evidence/{north}").get_data(as_text=True)
+    assert 'id="purpose-form"' in first and "<video" not in first
+    chosen = client.get(f"/evidence/{north}?purpose=incident_review&note=IR-7")
+    page = chosen.get_data(as_text=True)
+    src = re.search(r'<video[^>]* src="([^"]+)"', page)
+    assert src, page
+    assert "purpose=incident_review" in src.group(1)
+    assert 'class="watermark"' in page and "supervisor" in page
+    # The purpose is remembered for this item in this session only.
+    assert "<video" in client.get(f"/evidence/{north}").get_data(as_text=True)
+    streamed = client.get(src.group(1).replace("&amp;", "&"), headers={"Range": "bytes=0-99"})
+    assert streamed.status_code == 206
+    timeline = client.get(f"/evidence/{north}").get_data(as_text=True)
+    row = re.search(r"<tr>\s*<td>3</td>.*?</tr>", timeline, re.S)
+    assert row, timeline
+    assert "evidence.streamed" in row.group(0) and "supervisor" in row.group(0)
+    assert "Reviewing an incident" in row.group(0) and "IR-7" in row.group(0)
+    other = _client(web, world, "records")
+    assert "<video" not in other.get(f"/evidence/{north}").get_data(as_text=True)
+
+
+def test_the_wearer_watching_their_own_recording_sees_no_watermark(
+    web: Flask, world: World, items: dict[str, str]
+) -> None:
+    client = _client(web, world, "wearer")
+    page = client.get(f"/evidence/{items['north']}?purpose=wearer_review").get_data(as_text=True)
+    assert "<video" in page and 'class="watermark"' not in page
+
+
+def test_a_purpose_outside_the_list_or_an_overlong_note_is_refused(
+    web: Flask, world: World, items: dict[str, str]
+) -> None:
+    client = _client(web, world, "supervisor")
+    assert client.get(f"/evidence/{items['north']}?purpose=curiosity").status_code == 400
+    long_note = "x" * 600
+    url = f"/evidence/{items['north']}?purpose=investigation&note={long_note}"
+    assert client.get(url).status_code == 400
+
+
+def test_a_custody_proof_downloads_and_verifies_offline(
+    web: Flask, world: World, items: dict[str, str]
+) -> None:
+    web.extensions["bwc.ledger"].checkpoint_all()
+    client = _client(web, world, "records")
+    timeline = client.get(f"/evidence/{items['south']}").get_data(as_text=True)
+    links = re.findall(r'href="(/evidence/[^"]+/custody/(\d+)/proof)"', timeline)
+    assert len(links) == 2  # received and verified, both in the signed checkpoint
+    answer = client.get(links[1][0])
+    assert answer.status_code == 200
+    assert answer.headers["Content-Disposition"].startswith("attachment")
+    body = answer.get_json()
+    key_text = client.get("/api/v1/ledger/key").get_data(as_text=True).splitlines()[0]
+    checkpoint = offline_verify.verify_checkpoint(
+        body["checkpoint"], offline_verify.parse_verifier_key(key_text)
+    )
+    proof = body["inclusion_proof"]
+    offline_verify.verify_inclusion(
+        offline_verify.leaf_hash(base64.b64decode(body["leaf"])),
+        proof["leaf_index"],
+        checkpoint.size,
+        [bytes.fromhex(h) for h in proof["hashes"]],
+        checkpoint.root_hash,
+    )
+    assert int(links[1][1]) == proof["leaf_index"]
+
+
+# --- many items, made directly in the database ----------------------------------------
+
+
+def _bulk(world: World, count: int, *, same_time: int = 0) -> list[str]:
+    """count north items recorded a minute apart (the first same_time share one time)."""
+    database = Database(world.settings.database_url)
+    ids = []
+    try:
+        with database.transaction() as session:
+            camera = session.scalars(select(Camera).where(Camera.serial == NORTH_CAMERA)).one()
+            for n in range(count):
+                item_id = str(uuid.uuid4())
+                ids.append(item_id)
+                when = NOW - timedelta(minutes=0 if n < same_time else n)
+                session.add(
+                    EvidenceItem(
+                        id=item_id,
+                        district_id=camera.district_id,
+                        school_id=camera.school_id,
+                        camera_id=camera.id,
+                        wearer_id=camera.assigned_wearer_id,
+                        status="verified",
+                        file_identity=f"F{n:05d}.MP4",
+                        file_name=f"F{n:05d}.MP4",
+                        file_name_b64="",
+                        media_type="video/mp4",
+                        size=1000 + n,
+                        sha256=f"{n:064x}",
+                        object_key=f"originals/{item_id}",
+                        recorded_start=when,
+                        ingested_at=NOW + timedelta(hours=1, seconds=n),
+                        flags=["clock_skew"] if n % 10 == 0 else [],
+                    )
+                )
+    finally:
+        database.dispose()
+    return ids
+
+
+def _walk(client: FlaskClient, url: str) -> list[str]:
+    seen: list[str] = []
+    pages = 0
+    while url:
+        page = client.get(url)
+        assert page.status_code == 200, page.get_data(as_text=True)[:300]
+        text = page.get_data(as_text=True)
+        seen += _ids_on(text)
+        nxt = re.search(r'href="([^"]+)" rel="next"', text)
+        url = nxt.group(1).replace("&amp;", "&") if nxt else ""
+        pages += 1
+        assert pages < 50
+    return seen
+
+
+@pytest.mark.parametrize("sort", ["recorded_desc", "recorded_asc", "ingested_desc"])
+def test_keyset_pages_visit_every_item_once_in_order_even_with_equal_times(
+    web: Flask, world: World, docks: Docks, sort: str
+) -> None:
+    ids = _bulk(world, 123, same_time=60)
+    seen = _walk(_client(web, world, "supervisor"), f"/evidence?sort={sort}")
+    assert sorted(seen) == sorted(ids) and len(seen) == len(set(seen))
+    database = Database(world.settings.database_url)
+    try:
+        with database.sessions() as session:
+            rows = {i.id: i for i in session.scalars(select(EvidenceItem))}
+    finally:
+        database.dispose()
+    column = "ingested_at" if sort.startswith("ingested") else "recorded_start"
+    keys = [(getattr(rows[i], column), i) for i in seen]
+    assert keys == sorted(keys, reverse=sort.endswith("desc"))
+
+
+def test_filters_and_text_search_narrow_the_list(web: Flask, world: World, docks: Docks) -> None:
+    ids = _bulk(world, 30)
+    database = Database(world.settings.database_url)
+    try:
+        with database.transaction() as session:
+            district = session.get(EvidenceItem, ids[0]).district_id  # type: ignore[union-attr]
+            school = session.get(EvidenceItem, ids[0]).school_id  # type: ignore[union-attr]
+            tag = Tag(district_id=district, name="Corridor")
+            category = Category(district_id=district, name="Use of force", created_at=NOW)
+            incident = Incident(
+                id=str(uuid.uuid4()),
+                district_id=district,
+                school_id=school,
+                number="INC-42",
+                title="Fight near the gym",
+                starts_at=NOW,
+                created_at=NOW,
+            )
+            session.add_all([tag, category, incident])
+            session.flush()
+            session.execute(
+                insert(evidence_tags).values(evidence_id=ids[3], tag_id=tag.id, added_at=NOW)
+            )
+            session.execute(
+                insert(incident_evidence).values(
+                    incident_id=incident.id, evidence_id=ids[4], linked_at=NOW
+                )
+            )
+            item5 = session.get(EvidenceItem, ids[5])
+            assert item5 is not None
+            item5.notes = "Pupil asked for the camera to be switched off"
+            item5.category_id = category.id
+            incident_id, category_id = incident.id, category.id
+    finally:
+        database.dispose()
+    client = _client(web, world, "supervisor")
+
+    def listed(query: str) -> set[str]:
+        page = client.get("/evidence?" + query)
+        assert page.status_code == 200, (query, page.get_data(as_text=True)[:300])
+        return set(_ids_on(page.get_data(as_text=True)))
+
+    assert listed("q=corridor") == {ids[3]}
+    assert listed("tag=corridor") == {ids[3]}
+    assert listed("q=GYM+fight") == {ids[4]}
+    assert listed(f"incident_id={incident_id}") == {ids[4]}
+    assert listed("q=switched") == {ids[5]}
+    assert listed(f"category_id={category_id}") == {ids[5]}
+    assert listed("q=100%25") == set()  # % is matched literally, not as a wildcard
+    assert listed("flag=clock_skew") == {ids[0], ids[10], ids[20]}
+    assert listed("flag=clock%5Fskew") == {ids[0], ids[10], ids[20]}
+    day = (NOW - timedelta(minutes=3)).date().isoformat()
+    assert listed(f"recorded_from={day}&recorded_to={day}") == set(ids)
+    assert listed("recorded_from=2030-01-01") == set()
+    assert "Nothing matches these filters" in client.get("/evidence?q=nothingmatches").get_data(
+        as_text=True
+    )
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "after=not-a-cursor",
+        "sort=sideways",
+        "recorded_from=yesterday",
+        "recorded_from=2026-11-05&recorded_to=2026-11-01",
+        "school_id=abc",
+        "status=lost",
+        "flag=DROP%20TABLE",
+        "q=" + "x" * 101,
+    ],
+)
+def test_bad_list_queries_get_a_clear_error(
+    web: Flask, world: World, docks: Docks, query: str
+) -> None:
+    page = _client(web, world, "supervisor").get("/evidence?" + query)
+    assert page.status_code == 400
+    assert 'role="alert"' in page.get_data(as_text=True)
+
+
+def test_camera_and_user_supplied_text_renders_escaped(
+    web: Flask, world: World, docks: Docks
+) -> None:
+    ids = _bulk(world, 1)
+    evil = '<script>alert("x")</script>'
+    database = Database(world.settings.database_url)
+    try:
+        with database.transaction() as session:
+            item = session.get(EvidenceItem, ids[0])
+            assert item is not None
+            item.file_name = evil
+            item.notes = evil
+            item.flags = ["<b>flag</b>"]
+            tag = Tag(district_id=item.district_id, name=evil[:64])
+            session.add(tag)
+            session.flush()
+            session.execute(
+                insert(evidence_tags).values(evidence_id=item.id, tag_id=tag.id, added_at=NOW)
+            )
+            wearer = session.get(Wearer, item.wearer_id)
+            assert wearer is not None
+            wearer.display_name = evil
+    finally:
+        database.dispose()
+    client = _client(web, world, "supervisor")
+    for url in ("/evidence", f"/evidence/{ids[0]}"):
+        page = client.get(url).get_data(as_text=True)
+        assert "<script>alert" not in page, url
+        assert "&lt;script&gt;alert" in page, url
+        assert "<b>flag</b>" not in page
