@@ -54,6 +54,10 @@ class EventType(StrEnum):
     FIXITY_PASSED = "evidence.fixity_passed"
     FIXITY_FAILED = "evidence.fixity_failed"
     EVIDENCE_REKEYED = "evidence.rekeyed"
+    EVIDENCE_TAGGED = "evidence.tagged"
+    EVIDENCE_UNTAGGED = "evidence.untagged"
+    EVIDENCE_CATEGORISED = "evidence.categorised"
+    EVIDENCE_BOOKMARKED = "evidence.bookmarked"
     # Ingest refusals name no item: none was created.
     INGEST_REJECTED = "ingest.rejected"
     UPLOAD_EXPIRED = "ingest.upload_expired"

@@ -9,13 +9,26 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
-from flask import Blueprint, abort, g, jsonify, render_template, request, session
+from flask import (
+    Blueprint,
+    abort,
+    flash,
+    g,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 from flask.typing import ResponseReturnValue
 from sqlalchemy import func, select
 
+from app import annotate
 from app.api.content import MAX_PURPOSE_NOTE, PURPOSES
 from app.evidence_search import KNOWN_FLAGS, SORTS, Filters, Page, parse_filters, search
 from app.web.context import db, login_required, now, require
@@ -34,7 +47,7 @@ from evidence.adapters.sql.items import (
     incident_evidence,
 )
 from evidence.adapters.sql.org import Camera, Dock, School, User, Wearer
-from evidence.errors import InvalidInput
+from evidence.errors import InvalidInput, NotFound
 from evidence.policy import Action, Kind, Principal, Resource, Scope, decide, scope_for
 
 bp = Blueprint("evidence", __name__)
@@ -323,14 +336,7 @@ def detail(evidence_id: str) -> ResponseReturnValue:
     stated = _stated_purpose(item)
     wearer = db().get(Wearer, item.wearer_id) if item.wearer_id else None
     owner = wearer is not None and wearer.user_id == g.user.id
-    tags = list(
-        db().scalars(
-            select(Tag.name)
-            .join(evidence_tags, evidence_tags.c.tag_id == Tag.id)
-            .where(evidence_tags.c.evidence_id == item.id)
-            .order_by(Tag.name)
-        )
-    )
+    tags = annotate.item_tags(db(), item)
     incidents = [
         incident
         for incident in db().scalars(
@@ -376,4 +382,93 @@ def detail(evidence_id: str) -> ResponseReturnValue:
         activations=_activations(item),
         playable=playable,
         may_download=decide(principal, Action.DOWNLOAD_EVIDENCE, resource).allowed,
+        may_annotate=decide(principal, Action.ANNOTATE_EVIDENCE, resource).allowed,
+        may_categorise=decide(principal, Action.CATEGORISE_EVIDENCE, resource).allowed,
+        categories=list(
+            db().scalars(
+                select(Category)
+                .where(Category.district_id == item.district_id)
+                .order_by(Category.name)
+            )
+        ),
+        max_tag=annotate.MAX_TAG,
+        max_bookmark_note=annotate.MAX_BOOKMARK_NOTE,
+    )
+
+
+# --- annotating: tags, category, bookmarks (POST, CSRF-checked, then back to the item) ---
+
+
+def _annotating(evidence_id: str, action: Action) -> EvidenceItem:
+    item = _item_or_404(evidence_id)
+    require(action, Resource(Kind.EVIDENCE, item.district_id, item.school_id, item.wearer_id))
+    return item
+
+
+def _back(item: EvidenceItem, anchor: str) -> ResponseReturnValue:
+    return redirect(url_for("evidence.detail", evidence_id=item.id) + f"#{anchor}")
+
+
+def _apply(
+    item: EvidenceItem, anchor: str, change: Callable[[], object], done: str
+) -> ResponseReturnValue:
+    try:
+        change()
+    except (InvalidInput, NotFound) as refused:
+        db().rollback()
+        flash(f"{refused}.", "error")
+        return _back(item, anchor)
+    db().commit()
+    flash(done, "success")
+    return _back(item, anchor)
+
+
+@bp.post("/evidence/<evidence_id>/tags")
+@login_required
+def add_tag(evidence_id: str) -> ResponseReturnValue:
+    item = _annotating(evidence_id, Action.ANNOTATE_EVIDENCE)
+    name = request.form.get("tag", "")
+    return _apply(
+        item, "tags", lambda: annotate.add_tag(db(), item, g.user, name, now()), "Tag added."
+    )
+
+
+@bp.post("/evidence/<evidence_id>/tags/<int:tag_id>/remove")
+@login_required
+def remove_tag(evidence_id: str, tag_id: int) -> ResponseReturnValue:
+    item = _annotating(evidence_id, Action.ANNOTATE_EVIDENCE)
+    return _apply(
+        item,
+        "tags",
+        lambda: annotate.remove_tag(db(), item, g.user, tag_id, now()),
+        "Tag removed.",
+    )
+
+
+@bp.post("/evidence/<evidence_id>/category")
+@login_required
+def set_category(evidence_id: str) -> ResponseReturnValue:
+    item = _annotating(evidence_id, Action.CATEGORISE_EVIDENCE)
+    raw = request.form.get("category_id", "").strip()
+    if raw and not raw.isdigit():
+        abort(400, description="choose one of the listed categories")
+    chosen = int(raw) if raw else None
+    return _apply(
+        item,
+        "tags",
+        lambda: annotate.set_category(db(), item, g.user, chosen, now()),
+        "Category saved.",
+    )
+
+
+@bp.post("/evidence/<evidence_id>/bookmarks")
+@login_required
+def add_bookmark(evidence_id: str) -> ResponseReturnValue:
+    item = _annotating(evidence_id, Action.ANNOTATE_EVIDENCE)
+    at, note = request.form.get("at", ""), request.form.get("note", "")
+    return _apply(
+        item,
+        "bookmarks-heading",
+        lambda: annotate.add_bookmark(db(), item, g.user, at, note, now()),
+        "Bookmark added.",
     )

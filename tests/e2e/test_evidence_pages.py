@@ -384,3 +384,109 @@ def test_camera_and_user_supplied_text_renders_escaped(
         assert "<script>alert" not in page, url
         assert "&lt;script&gt;alert" in page, url
         assert "<b>flag</b>" not in page
+
+
+# --- tags, category, bookmarks --------------------------------------------------------
+
+
+def _post(client: FlaskClient, page_url: str, action: str, data: dict[str, str]):  # type: ignore[no-untyped-def]
+    page = client.get(page_url).get_data(as_text=True)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page)
+    assert token, page[:500]
+    return client.post(action, data={"csrf_token": token.group(1), **data})
+
+
+def test_tags_category_and_bookmarks_are_saved_shown_and_logged(
+    web: Flask, world: World, items: dict[str, str]
+) -> None:
+    north = items["north"]
+    database = Database(world.settings.database_url)
+    try:
+        with database.transaction() as session:
+            item = session.get(EvidenceItem, north)
+            assert item is not None
+            category = Category(district_id=item.district_id, name="Safeguarding", created_at=NOW)
+            session.add(category)
+            session.flush()
+            category_id = category.id
+    finally:
+        database.dispose()
+    client = _client(web, world, "supervisor")
+    page = f"/evidence/{north}"
+    added = _post(client, page, f"{page}/tags", {"tag": "  Corridor   Fight "})
+    assert added.status_code == 302
+    again = _post(client, page, f"{page}/tags", {"tag": "corridor fight"})  # same tag, any case
+    assert again.status_code == 302
+    assert (
+        _post(client, page, f"{page}/category", {"category_id": str(category_id)}).status_code
+        == 302
+    )
+    assert (
+        _post(client, page, f"{page}/bookmarks", {"at": "1:23", "note": "door opens"}).status_code
+        == 302
+    )
+    shown = client.get(page).get_data(as_text=True)
+    assert shown.count('<span class="tag">Corridor Fight</span>') == 2  # details and editor
+    assert "<strong>1:23</strong> door opens" in shown
+    assert "Safeguarding" in shown
+    types = re.findall(r"<td>(evidence\.[a-z_]+)</td>", shown)
+    assert types.count("evidence.tagged") == 1  # tagging twice is one change
+    assert {"evidence.categorised", "evidence.bookmarked"} <= set(types)
+    assert set(_ids_on(client.get("/evidence?tag=corridor+fight").get_data(as_text=True))) == {
+        north
+    }
+    tag_id = re.search(rf"{page}/tags/(\d+)/remove", shown)
+    assert tag_id
+    removed = _post(client, page, f"{page}/tags/{tag_id.group(1)}/remove", {})
+    assert removed.status_code == 302
+    after = client.get(page).get_data(as_text=True)
+    assert "Corridor Fight</span>" not in after and "evidence.untagged" in after
+
+
+@pytest.mark.parametrize(
+    ("path", "data", "message"),
+    [
+        ("tags", {"tag": ""}, "write the tag to add"),
+        ("tags", {"tag": "x" * 65}, "limited to 64 characters"),
+        ("tags", {"tag": "bad\u202etag"}, "cannot be shown"),
+        ("bookmarks", {"at": "soon", "note": "x"}, "minutes:seconds"),
+        ("bookmarks", {"at": "1:75", "note": "x"}, "go up to 59"),
+        ("bookmarks", {"at": "0:05", "note": "  "}, "say what happens"),
+        ("category", {"category_id": "999999"}, "choose one of the listed categories"),
+    ],
+)
+def test_bad_annotations_are_refused_with_a_message_and_change_nothing(
+    web: Flask, world: World, items: dict[str, str], path: str, data: dict[str, str], message: str
+) -> None:
+    client = _client(web, world, "supervisor")
+    page = f"/evidence/{items['north']}"
+    answer = _post(client, page, f"{page}/{path}", data)
+    assert answer.status_code == 302
+    shown = client.get(page).get_data(as_text=True)
+    assert message in shown and "flash-error" in shown
+    assert not {"evidence.tagged", "evidence.bookmarked", "evidence.categorised"} & set(
+        re.findall(r"<td>(evidence\.[a-z_]+)</td>", shown)
+    )
+
+
+def test_annotating_needs_the_form_token_and_the_right_to_the_item(
+    web: Flask, world: World, items: dict[str, str]
+) -> None:
+    north = items["north"]
+    client = _client(web, world, "supervisor")
+    assert client.post(f"/evidence/{north}/tags", data={"tag": "x"}).status_code == 400  # no CSRF
+    other = _client(web, world, "south-supervisor")
+    own = f"/evidence/{items['south']}"
+    token = re.search(r'name="csrf_token" value="([^"]+)"', other.get(own).get_data(as_text=True))
+    assert token
+    for path in ("tags", "bookmarks", "category", "tags/1/remove"):
+        answer = other.post(
+            f"/evidence/{north}/{path}",
+            data={"csrf_token": token.group(1), "tag": "x", "at": "1", "note": "x"},
+        )
+        assert answer.status_code == 404, path
+    wearer = _client(web, world, "wearer")  # wearers tag and categorise their own clips
+    assert (
+        _post(wearer, f"/evidence/{north}", f"/evidence/{north}/tags", {"tag": "mine"}).status_code
+        == 302
+    )
