@@ -16,6 +16,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    func,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -185,3 +186,16 @@ class Bookmark(Base):
     at_ms: Mapped[int] = mapped_column(BigInteger)
     note: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+# The evidence list's keyset order within each scope (migration 0005).
+_WHEN = func.coalesce(EvidenceItem.recorded_start, EvidenceItem.ingested_at)
+Index("ix_evidence_items_district_id_when", EvidenceItem.district_id, _WHEN, EvidenceItem.id)
+Index("ix_evidence_items_school_id_when", EvidenceItem.school_id, _WHEN, EvidenceItem.id)
+Index("ix_evidence_items_wearer_id_when", EvidenceItem.wearer_id, _WHEN, EvidenceItem.id)
+Index(
+    "ix_evidence_items_district_ingested",
+    EvidenceItem.district_id,
+    EvidenceItem.ingested_at,
+    EvidenceItem.id,
+)
