@@ -81,7 +81,16 @@ def create_app(
     from app.api.openapi import openapi
     from app.api.uploads import uploads_api
     from app.ledger import LedgerService, LedgerWorker
-    from app.web import admin, auth, errors, evidence_pages, headers, home, ledger_pages
+    from app.web import (
+        admin,
+        auth,
+        errors,
+        evidence_pages,
+        headers,
+        home,
+        incident_pages,
+        ledger_pages,
+    )
     from app.web.context import close_db, load_signed_in_user, permits
     from app.web.fixity_alarm import tampered_count
     from evidence.policy import Action
@@ -101,6 +110,7 @@ def create_app(
     app.register_blueprint(admin.bp)
     app.register_blueprint(ledger_pages.bp)
     app.register_blueprint(evidence_pages.bp)
+    app.register_blueprint(incident_pages.bp)
     app.register_blueprint(api)
     app.register_blueprint(ledger_api)
     app.register_blueprint(openapi)

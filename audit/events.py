@@ -58,6 +58,9 @@ class EventType(StrEnum):
     EVIDENCE_UNTAGGED = "evidence.untagged"
     EVIDENCE_CATEGORISED = "evidence.categorised"
     EVIDENCE_BOOKMARKED = "evidence.bookmarked"
+    EVIDENCE_LINKED = "evidence.linked_to_incident"
+    EVIDENCE_UNLINKED = "evidence.unlinked_from_incident"
+    INCIDENT_CREATED = "incident.created"
     # Ingest refusals name no item: none was created.
     INGEST_REJECTED = "ingest.rejected"
     UPLOAD_EXPIRED = "ingest.upload_expired"

@@ -31,6 +31,7 @@ from sqlalchemy import func, select
 from app import annotate
 from app.api.content import MAX_PURPOSE_NOTE, PURPOSES
 from app.evidence_search import KNOWN_FLAGS, SORTS, Filters, Page, parse_filters, search
+from app.web import incident_pages
 from app.web.context import db, login_required, now, require
 from audit.adapters import ledger_sql
 from audit.adapters.ledger_tables import LedgerCheckpoint, LedgerLeaf
@@ -166,9 +167,21 @@ def listing() -> ResponseReturnValue:
             labels=_labels(page.items),
             incident=incident,
             error=error,
+            bulk_incidents=_bulk_incidents(scope),
         ),
         status,
     )
+
+
+def _bulk_incidents(scope: Scope) -> list[Incident]:
+    """Incidents the list's bulk form may link to (those the person manages)."""
+    manage = scope_for(g.principal, Action.MANAGE_INCIDENTS)
+    if manage.empty:
+        return []
+    query = select(Incident).where(Incident.district_id == manage.district_id)
+    if not manage.district_wide:
+        query = query.where(Incident.school_id.in_(sorted(manage.school_ids)))
+    return list(db().scalars(query.order_by(Incident.starts_at.desc()).limit(100)))
 
 
 def _item_or_404(evidence_id: str) -> EvidenceItem:
@@ -392,6 +405,7 @@ def detail(evidence_id: str) -> ResponseReturnValue:
             )
         ),
         max_tag=annotate.MAX_TAG,
+        linkable=incident_pages.linkable_incidents(item),
         max_bookmark_note=annotate.MAX_BOOKMARK_NOTE,
     )
 

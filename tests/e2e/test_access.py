@@ -107,6 +107,9 @@ def test_admin_form_errors_are_explained_not_crashed(client: FlaskClient, world:
     assert "already exists" in response.get_data(as_text=True)
 
 
+_SOME_ID = "00000000-0000-4000-8000-000000000000"
+
+
 def test_every_post_route_needs_a_csrf_token(client: FlaskClient, world: World, app: Flask) -> None:
     sign_in(client, world.people["admin"])
     uid = world.people["supervisor"].user_id
@@ -125,6 +128,14 @@ def test_every_post_route_needs_a_csrf_token(client: FlaskClient, world: World, 
         "/login/code",
         "/login/enrol",
         "/ledger/audit",
+        f"/evidence/{_SOME_ID}/tags",
+        f"/evidence/{_SOME_ID}/tags/1/remove",
+        f"/evidence/{_SOME_ID}/category",
+        f"/evidence/{_SOME_ID}/bookmarks",
+        f"/evidence/{_SOME_ID}/incidents",
+        f"/evidence/{_SOME_ID}/incidents/{_SOME_ID}/unlink",
+        "/evidence/bulk",
+        "/incidents/new",
     ]
     # Every form-handling endpoint of the app is in the list above.
     adapter = app.url_map.bind("localhost")

@@ -490,3 +490,100 @@ def test_annotating_needs_the_form_token_and_the_right_to_the_item(
         _post(wearer, f"/evidence/{north}", f"/evidence/{north}/tags", {"tag": "mine"}).status_code
         == 302
     )
+
+
+# --- incidents and bulk actions -------------------------------------------------------
+
+
+def _new_incident(client: FlaskClient, school_id: int, number: str, title: str, **extra: str):  # type: ignore[no-untyped-def]
+    return _post(
+        client,
+        "/incidents/new",
+        "/incidents/new",
+        {
+            "school": str(school_id),
+            "number": number,
+            "title": title,
+            "starts_at": "2026-11-30T08:55",
+            "ends_at": "2026-11-30T09:20",
+            **extra,
+        },
+    )
+
+
+def test_an_incident_is_recorded_linked_to_footage_and_shown_escaped(
+    web: Flask, world: World, items: dict[str, str]
+) -> None:
+    client = _client(web, world, "supervisor")
+    north = items["north"]
+    evil = '<img src=x onerror="alert(1)">Fight'
+    made = _new_incident(client, world.schools["NHS"], "NHS-1", evil)
+    assert made.status_code == 302, made.get_data(as_text=True)[:500]
+    incident_url = made.headers["Location"]
+    incident_id = incident_url.rsplit("/", 1)[1]
+    linked = _post(
+        client, f"/evidence/{north}", f"/evidence/{north}/incidents", {"incident_id": incident_id}
+    )
+    assert linked.status_code == 302
+    page = client.get(incident_url).get_data(as_text=True)
+    assert f"/evidence/{north}" in page
+    assert "<img src=x" not in page and "&lt;img src=x" in page
+    detail = client.get(f"/evidence/{north}").get_data(as_text=True)
+    assert "evidence.linked_to_incident" in detail and "<img src=x" not in detail
+    assert set(
+        _ids_on(client.get(f"/evidence?incident_id={incident_id}").get_data(as_text=True))
+    ) == {north}
+    assert set(_ids_on(client.get("/evidence?q=fight").get_data(as_text=True))) == {north}
+    duplicate = _new_incident(client, world.schools["NHS"], "NHS-1", "again")
+    assert duplicate.status_code == 200 and "already used" in duplicate.get_data(as_text=True)
+    backwards = _new_incident(
+        client, world.schools["NHS"], "NHS-2", "t", ends_at="2026-11-30T08:00"
+    )
+    assert "ends before it starts" in backwards.get_data(as_text=True)
+    # Another school's supervisor cannot see it, link to it or create at North.
+    other = _client(web, world, "south-supervisor")
+    assert other.get(incident_url).status_code == 404
+    assert "NHS-1" not in other.get("/incidents").get_data(as_text=True)
+    assert _new_incident(other, world.schools["NHS"], "NHS-3", "t").status_code == 400
+    unlinked = _post(
+        client, f"/evidence/{north}", f"/evidence/{north}/incidents/{incident_id}/unlink", {}
+    )
+    assert unlinked.status_code == 302
+    assert "evidence.unlinked_from_incident" in client.get(f"/evidence/{north}").get_data(
+        as_text=True
+    )
+    for who in ("wearer", "oversight", "admin"):
+        assert _client(web, world, who).get("/incidents").status_code == 403, who
+
+
+def test_bulk_actions_change_every_selected_item_or_none(
+    web: Flask, world: World, docks: Docks, items: dict[str, str]
+) -> None:
+    ids = _bulk(world, 3)
+    client = _client(web, world, "records")
+    tagged = _post(
+        client,
+        "/evidence",
+        "/evidence/bulk",
+        {"ids": ids[:2], "action": "tag", "tag": "reviewed"},  # type: ignore[dict-item]
+    )
+    assert tagged.status_code == 302
+    assert set(_ids_on(client.get("/evidence?tag=reviewed").get_data(as_text=True))) == set(ids[:2])
+    # The north supervisor selecting a South item changes nothing and learns nothing.
+    supervisor = _client(web, world, "supervisor")
+    mixed = _post(
+        supervisor,
+        "/evidence",
+        "/evidence/bulk",
+        {"ids": [ids[2], items["south"]], "action": "tag", "tag": "sneaky"},  # type: ignore[dict-item]
+    )
+    assert mixed.status_code == 404
+    assert _ids_on(client.get("/evidence?tag=sneaky").get_data(as_text=True)) == []
+    refused = _post(
+        client, "/evidence", "/evidence/bulk", {"ids": ids[:1], "action": "tag", "tag": ""}
+    )  # type: ignore[dict-item]
+    assert refused.status_code == 302
+    assert "Nothing was changed" in client.get("/evidence").get_data(as_text=True)
+    empty = _post(client, "/evidence", "/evidence/bulk", {"action": "tag", "tag": "x"})
+    assert empty.status_code == 302
+    assert client.post("/evidence/bulk", data={"ids": ids[0], "action": "tag"}).status_code == 400
