@@ -84,6 +84,7 @@ def create_app(
     from app.web import (
         admin,
         auth,
+        device_pages,
         errors,
         evidence_pages,
         headers,
@@ -111,6 +112,7 @@ def create_app(
     app.register_blueprint(ledger_pages.bp)
     app.register_blueprint(evidence_pages.bp)
     app.register_blueprint(incident_pages.bp)
+    app.register_blueprint(device_pages.bp)
     app.register_blueprint(api)
     app.register_blueprint(ledger_api)
     app.register_blueprint(openapi)

@@ -42,6 +42,7 @@ class EventType(StrEnum):
     SCHOOL_CREATED = "admin.school_created"
     DISTRICT_CREATED = "admin.district_created"
     CAMERA_REGISTERED = "admin.camera_registered"
+    CAMERA_ASSIGNED = "admin.camera_assigned"
     DOCK_CREATED = "admin.dock_created"
     DOCK_ENROLLED = "admin.dock_enrolled"
     DOCK_REVOKED = "admin.dock_revoked"

@@ -12,7 +12,13 @@ from flask import Blueprint, abort, flash, g, redirect, render_template, request
 from flask.typing import ResponseReturnValue
 from flask_wtf import FlaskForm
 from sqlalchemy import select
-from wtforms import DateTimeLocalField, SelectField, SelectMultipleField, StringField
+from wtforms import (
+    DateTimeLocalField,
+    SelectChoice,
+    SelectField,
+    SelectMultipleField,
+    StringField,
+)
 from wtforms.validators import InputRequired, Length, Optional
 
 from app import annotate, incidents
@@ -101,7 +107,7 @@ def new() -> ResponseReturnValue:
     scope = _incident_scope(Action.MANAGE_INCIDENTS)
     schools = _schools(scope)
     form = IncidentForm()
-    form.school.choices = [(str(s.id), s.name) for s in schools]
+    form.school.choices = [SelectChoice(str(s.id), s.name) for s in schools]
     wearers = (
         list(
             db().scalars(
@@ -113,7 +119,9 @@ def new() -> ResponseReturnValue:
         if schools
         else []
     )
-    form.wearers.choices = [(str(w.id), f"{w.display_name} ({w.badge})") for w in wearers]
+    form.wearers.choices = [
+        SelectChoice(str(w.id), f"{w.display_name} ({w.badge})") for w in wearers
+    ]
     if form.validate_on_submit():
         school_id = int(form.school.data)
         require(Action.MANAGE_INCIDENTS, Resource(Kind.INCIDENT, scope.district_id, school_id))

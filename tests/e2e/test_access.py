@@ -136,6 +136,10 @@ def test_every_post_route_needs_a_csrf_token(client: FlaskClient, world: World, 
         f"/evidence/{_SOME_ID}/incidents/{_SOME_ID}/unlink",
         "/evidence/bulk",
         "/incidents/new",
+        "/admin/cameras",
+        "/admin/cameras/1/assign",
+        "/admin/docks",
+        "/admin/docks/1/revoke",
     ]
     # Every form-handling endpoint of the app is in the list above.
     adapter = app.url_map.bind("localhost")
