@@ -587,3 +587,20 @@ def test_bulk_actions_change_every_selected_item_or_none(
     empty = _post(client, "/evidence", "/evidence/bulk", {"action": "tag", "tag": "x"})
     assert empty.status_code == 302
     assert client.post("/evidence/bulk", data={"ids": ids[0], "action": "tag"}).status_code == 400
+
+
+def test_a_file_that_is_not_a_recording_offers_no_player(
+    web: Flask, world: World, docks: Docks
+) -> None:
+    ids = _bulk(world, 1)
+    database = Database(world.settings.database_url)
+    try:
+        with database.transaction() as session:
+            item = session.get(EvidenceItem, ids[0])
+            assert item is not None
+            item.media_type, item.object_id = "text/plain", "00" * 16
+    finally:
+        database.dispose()
+    client = _client(web, world, "supervisor")
+    page = client.get(f"/evidence/{ids[0]}?purpose=audit").get_data(as_text=True)
+    assert "<video" not in page and "not a recording (text/plain)" in page
