@@ -39,7 +39,7 @@ def clean_text(value: str, *, limit: int, what: str) -> str:
     return text
 
 
-def _event(
+def record_item_event(
     session: Session,
     kind: EventType,
     item: EvidenceItem,
@@ -47,6 +47,7 @@ def _event(
     now: datetime,
     **details: Any,
 ) -> None:
+    """A custody event of the item, by the user (details stay in the database)."""
     record_event(
         session,
         kind,
@@ -93,7 +94,7 @@ def add_tag(session: Session, item: EvidenceItem, user: User, name: str, now: da
             evidence_id=item.id, tag_id=tag.id, added_by=user.id, added_at=now
         )
     )
-    _event(session, EventType.EVIDENCE_TAGGED, item, user, now, tag=tag.name)
+    record_item_event(session, EventType.EVIDENCE_TAGGED, item, user, now, tag=tag.name)
     return tag
 
 
@@ -109,7 +110,7 @@ def remove_tag(
         )
     )
     if removed.rowcount:  # type: ignore[attr-defined]
-        _event(session, EventType.EVIDENCE_UNTAGGED, item, user, now, tag=tag.name)
+        record_item_event(session, EventType.EVIDENCE_UNTAGGED, item, user, now, tag=tag.name)
 
 
 def set_category(
@@ -125,7 +126,7 @@ def set_category(
         return
     before = session.get(Category, item.category_id) if item.category_id else None
     item.category_id = new_id
-    _event(
+    record_item_event(
         session,
         EventType.EVIDENCE_CATEGORISED,
         item,
@@ -164,5 +165,7 @@ def add_bookmark(
     )
     session.add(bookmark)
     session.flush()
-    _event(session, EventType.EVIDENCE_BOOKMARKED, item, user, now, at_ms=at_ms, note=text)
+    record_item_event(
+        session, EventType.EVIDENCE_BOOKMARKED, item, user, now, at_ms=at_ms, note=text
+    )
     return bookmark

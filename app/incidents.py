@@ -11,7 +11,7 @@ from datetime import datetime
 from sqlalchemy import delete, insert, select
 from sqlalchemy.orm import Session
 
-from app.annotate import clean_text
+from app.annotate import clean_text, record_item_event
 from app.custody import record_event
 from audit.events import EventType
 from evidence.adapters.sql.items import EvidenceItem, Incident, incident_evidence, incident_wearers
@@ -155,15 +155,6 @@ def _custody(
     user: User,
     now: datetime,
 ) -> None:
-    record_event(
-        session,
-        kind,
-        now,
-        item.district_id,
-        user.pseudonym,
-        subject=f"evidence:{item.id}",
-        evidence_id=item.id,
-        sha256=item.sha256,
-        incident=incident.id,
-        incident_number=incident.number,
+    record_item_event(
+        session, kind, item, user, now, incident=incident.id, incident_number=incident.number
     )

@@ -7,15 +7,11 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 
-import pyotp
 import pytest
 from flask import Flask
 
 from app import create_app
-from app.db import upgrade
-from app.settings import Settings
-from tests.e2e.conftest import PASSWORD, seed
-from tests.e2e.vault_support import equip
+from tests.browser.support import browser_world, sign_in
 from tests.fast_hashing import fast_password_hashing  # noqa: F401
 
 pytestmark = pytest.mark.browser
@@ -26,24 +22,9 @@ def test_an_admin_adds_a_dock_and_registers_a_camera_in_chromium(
     live_server: Callable[[Flask], str],
     page,  # type: ignore[no-untyped-def]
 ) -> None:
-    url = f"sqlite:///{tmp_path}/bwc.sqlite3"
-    settings = Settings(
-        data_dir=tmp_path, database_url=url, secret_key="k" * 48, checkpoint_seconds=0
-    )
-    upgrade(url)
-    world = seed(settings)
-    equip(settings)
-    base = live_server(create_app(settings, start_worker=False))
-
-    person = world.people["admin"]
-    page.goto(base + "/login")
-    page.get_by_label("Username").fill(person.username)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Continue").click()
-    page.wait_for_url("**/login/code")
-    page.get_by_label("Code").fill(pyotp.TOTP(person.secret).now())
-    page.get_by_role("button", name="Sign in").click()
-    page.wait_for_url("**/home")
+    bw = browser_world(tmp_path)
+    base = live_server(create_app(bw.settings, start_worker=False))
+    sign_in(page, base, bw.world.people["admin"])
 
     page.get_by_role("link", name="Docks", exact=True).click()
     page.locator("#school").select_option(label="South")

@@ -7,18 +7,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-import pyotp
 import pytest
 from flask import Flask
 
 from app import create_app
-from app.db import upgrade
-from app.settings import Settings
 from dock.simulate import simulate_volume
+from tests.browser.support import browser_world, sign_in
 from tests.browser.test_stream_browser import _AWAIT_DATA, _SEEK_TO
-from tests.e2e.conftest import PASSWORD, seed
 from tests.e2e.test_ingest import _upload
-from tests.e2e.vault_support import equip, seal, tus_headers
+from tests.e2e.vault_support import seal, tus_headers
 from tests.fast_hashing import fast_password_hashing  # noqa: F401
 
 pytestmark = pytest.mark.browser
@@ -29,16 +26,11 @@ def test_a_supervisor_finds_states_a_purpose_plays_seeks_and_sees_the_viewing_lo
     live_server: Callable[[Flask], str],
     page,  # type: ignore[no-untyped-def]
 ) -> None:
-    url = f"sqlite:///{tmp_path}/bwc.sqlite3"
-    settings = Settings(
-        data_dir=tmp_path, database_url=url, secret_key="k" * 48, checkpoint_seconds=0
-    )
-    upgrade(url)
-    world = seed(settings)
-    docks = equip(settings)
+    bw = browser_world(tmp_path)
+    docks, world = bw.docks, bw.world
     volume = simulate_volume(tmp_path / "cam", clips=1, seconds=12.0, width=320, height=180)
     clip = volume.clips[0].path.read_bytes()
-    app = create_app(settings)
+    app = create_app(bw.settings)
     api = app.test_client()
     sealed = seal(docks, clip, segment_size=64 * 1024, name=b"HALLWAY1.MP4")
     location = _upload(api, docks.north_credential, sealed, chunk=256 * 1024)
@@ -47,15 +39,7 @@ def test_a_supervisor_finds_states_a_purpose_plays_seeks_and_sees_the_viewing_lo
     ).get_json()["evidence_id"]
     base = live_server(app)
 
-    person = world.people["supervisor"]
-    page.goto(base + "/login")
-    page.get_by_label("Username").fill(person.username)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Continue").click()
-    page.wait_for_url("**/login/code")
-    page.get_by_label("Code").fill(pyotp.TOTP(person.secret).now())
-    page.get_by_role("button", name="Sign in").click()
-    page.wait_for_url("**/home")
+    sign_in(page, base, world.people["supervisor"])
 
     page.get_by_role("link", name="Evidence", exact=True).click()
     page.get_by_label("Search tags, notes, incident titles and file names").fill("hallway")

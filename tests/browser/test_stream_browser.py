@@ -6,17 +6,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-import pyotp
 import pytest
 from flask import Flask
 
 from app import create_app
-from app.db import upgrade
-from app.settings import Settings
 from dock.simulate import simulate_volume
-from tests.e2e.conftest import PASSWORD, seed
+from tests.browser.support import browser_world, sign_in
 from tests.e2e.test_ingest import _upload
-from tests.e2e.vault_support import equip, seal, tus_headers
+from tests.e2e.vault_support import seal, tus_headers
 from tests.fast_hashing import fast_password_hashing  # noqa: F401
 
 pytestmark = pytest.mark.browser
@@ -52,16 +49,11 @@ def test_a_clip_plays_and_seeks_in_chromium_through_ranged_decrypting_reads(
     live_server: Callable[[Flask], str],
     page,  # type: ignore[no-untyped-def]
 ) -> None:
-    url = f"sqlite:///{tmp_path}/bwc.sqlite3"
-    settings = Settings(
-        data_dir=tmp_path, database_url=url, secret_key="k" * 48, checkpoint_seconds=0
-    )
-    upgrade(url)
-    world = seed(settings)
-    docks = equip(settings)
+    bw = browser_world(tmp_path)
+    docks, world = bw.docks, bw.world
     volume = simulate_volume(tmp_path / "cam", clips=1, seconds=12.0, width=320, height=180)
     clip = volume.clips[0].path.read_bytes()
-    app = create_app(settings)
+    app = create_app(bw.settings)
     api = app.test_client()
     location = _upload(
         api, docks.north_credential, seal(docks, clip, segment_size=64 * 1024), chunk=256 * 1024
@@ -76,15 +68,7 @@ def test_a_clip_plays_and_seeks_in_chromium_through_ranged_decrypting_reads(
         "request",
         lambda r: ranges.append(r.headers.get("range", "")) if "/stream" in r.url else None,
     )
-    person = world.people["supervisor"]
-    page.goto(base + "/login")
-    page.get_by_label("Username").fill(person.username)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Continue").click()
-    page.wait_for_url("**/login/code")
-    page.get_by_label("Code").fill(pyotp.TOTP(person.secret).now())
-    page.get_by_role("button", name="Sign in").click()
-    page.wait_for_url("**/home")
+    sign_in(page, base, world.people["supervisor"])
 
     page.goto(f"{base}/evidence/{evidence_id}/stream?purpose=incident_review")
     video = page.locator("video")
