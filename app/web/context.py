@@ -12,8 +12,9 @@ from sqlalchemy.orm import Session
 
 from app.accounts import signin
 from app.accounts.admin import principal_for
+from evidence.adapters.sql.items import EvidenceItem
 from evidence.adapters.sql.org import User
-from evidence.policy import Action, Decision, Principal, Resource, decide
+from evidence.policy import Action, Decision, Kind, Principal, Resource, decide
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -101,6 +102,16 @@ def require(action: Action, resource: Resource | None = None) -> None:
         abort(404)
     if decision is Decision.FORBIDDEN:
         abort(403)
+
+
+def evidence_or_404(evidence_id: str, action: Action = Action.VIEW_EVIDENCE) -> EvidenceItem:
+    """The evidence item, if the signed-in person may do action to it; 404 (or 403 when
+    they may see it but not do this) otherwise, also for ids that are not ids."""
+    item = db().get(EvidenceItem, evidence_id) if len(evidence_id) == 36 else None
+    if item is None:
+        abort(404)
+    require(action, Resource(Kind.EVIDENCE, item.district_id, item.school_id, item.wearer_id))
+    return item
 
 
 def permits(action: Action) -> bool:

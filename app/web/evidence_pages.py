@@ -32,7 +32,7 @@ from app import annotate
 from app.api.content import MAX_PURPOSE_NOTE, PURPOSES
 from app.evidence_search import KNOWN_FLAGS, SORTS, Filters, Page, parse_filters, search
 from app.web import incident_pages
-from app.web.context import db, login_required, now, require
+from app.web.context import db, evidence_or_404, login_required, now, require
 from audit.adapters import ledger_sql
 from audit.adapters.ledger_tables import LedgerCheckpoint, LedgerLeaf
 from audit.adapters.sql import AuditEventRow
@@ -184,17 +184,6 @@ def _bulk_incidents(scope: Scope) -> list[Incident]:
     return list(db().scalars(query.order_by(Incident.starts_at.desc()).limit(100)))
 
 
-def _item_or_404(evidence_id: str) -> EvidenceItem:
-    item = db().get(EvidenceItem, evidence_id) if len(evidence_id) == 36 else None
-    if item is None:
-        abort(404)
-    require(
-        Action.VIEW_EVIDENCE,
-        Resource(Kind.EVIDENCE, item.district_id, item.school_id, item.wearer_id),
-    )
-    return item
-
-
 def _stated_purpose(item: EvidenceItem) -> tuple[str, str] | None:
     """The purpose stated for this item in this session, from the form or remembered."""
     remembered: dict[str, list[str]] = dict(session.get("purposes", {}))
@@ -282,7 +271,7 @@ def _checkpoint_size(log_id: int) -> int:
 def custody_proof(evidence_id: str, index: int) -> ResponseReturnValue:
     """One custody event's proof, to keep or hand on: its leaf, its inclusion proof and
     the signed checkpoint it is proved against (`bwc-verify` checks all three offline)."""
-    item = _item_or_404(evidence_id)
+    item = evidence_or_404(evidence_id)
     log = ledger_sql.log_of(db(), item.district_id)
     leaf = db().get(LedgerLeaf, (log.id, index))
     if leaf is None or leaf.evidence_id != item.id:
@@ -344,7 +333,7 @@ def _activations(item: EvidenceItem) -> list[ActivationEvent]:
 @bp.get("/evidence/<evidence_id>")
 @login_required
 def detail(evidence_id: str) -> ResponseReturnValue:
-    item = _item_or_404(evidence_id)
+    item = evidence_or_404(evidence_id)
     principal: Principal = g.principal
     stated = _stated_purpose(item)
     wearer = db().get(Wearer, item.wearer_id) if item.wearer_id else None
@@ -413,12 +402,6 @@ def detail(evidence_id: str) -> ResponseReturnValue:
 # --- annotating: tags, category, bookmarks (POST, CSRF-checked, then back to the item) ---
 
 
-def _annotating(evidence_id: str, action: Action) -> EvidenceItem:
-    item = _item_or_404(evidence_id)
-    require(action, Resource(Kind.EVIDENCE, item.district_id, item.school_id, item.wearer_id))
-    return item
-
-
 def _back(item: EvidenceItem, anchor: str) -> ResponseReturnValue:
     return redirect(url_for("evidence.detail", evidence_id=item.id) + f"#{anchor}")
 
@@ -440,7 +423,7 @@ def _apply(
 @bp.post("/evidence/<evidence_id>/tags")
 @login_required
 def add_tag(evidence_id: str) -> ResponseReturnValue:
-    item = _annotating(evidence_id, Action.ANNOTATE_EVIDENCE)
+    item = evidence_or_404(evidence_id, Action.ANNOTATE_EVIDENCE)
     name = request.form.get("tag", "")
     return _apply(
         item, "tags", lambda: annotate.add_tag(db(), item, g.user, name, now()), "Tag added."
@@ -450,7 +433,7 @@ def add_tag(evidence_id: str) -> ResponseReturnValue:
 @bp.post("/evidence/<evidence_id>/tags/<int:tag_id>/remove")
 @login_required
 def remove_tag(evidence_id: str, tag_id: int) -> ResponseReturnValue:
-    item = _annotating(evidence_id, Action.ANNOTATE_EVIDENCE)
+    item = evidence_or_404(evidence_id, Action.ANNOTATE_EVIDENCE)
     return _apply(
         item,
         "tags",
@@ -462,7 +445,7 @@ def remove_tag(evidence_id: str, tag_id: int) -> ResponseReturnValue:
 @bp.post("/evidence/<evidence_id>/category")
 @login_required
 def set_category(evidence_id: str) -> ResponseReturnValue:
-    item = _annotating(evidence_id, Action.CATEGORISE_EVIDENCE)
+    item = evidence_or_404(evidence_id, Action.CATEGORISE_EVIDENCE)
     raw = request.form.get("category_id", "").strip()
     if raw and not raw.isdigit():
         abort(400, description="choose one of the listed categories")
@@ -478,7 +461,7 @@ def set_category(evidence_id: str) -> ResponseReturnValue:
 @bp.post("/evidence/<evidence_id>/bookmarks")
 @login_required
 def add_bookmark(evidence_id: str) -> ResponseReturnValue:
-    item = _annotating(evidence_id, Action.ANNOTATE_EVIDENCE)
+    item = evidence_or_404(evidence_id, Action.ANNOTATE_EVIDENCE)
     at, note = request.form.get("at", ""), request.form.get("note", "")
     return _apply(
         item,

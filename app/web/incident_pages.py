@@ -23,7 +23,7 @@ from wtforms.validators import InputRequired, Length, Optional
 
 from app import annotate, incidents
 from app.evidence_search import in_scope
-from app.web.context import db, login_required, now, require
+from app.web.context import db, evidence_or_404, login_required, now, require
 from evidence.adapters.sql.items import EvidenceItem, Incident, incident_evidence
 from evidence.adapters.sql.org import School, Wearer
 from evidence.errors import Conflict, InvalidInput, NotFound
@@ -56,17 +56,6 @@ def _incident_or_404(incident_id: str, action: Action) -> Incident:
         abort(404)
     require(action, Resource(Kind.INCIDENT, incident.district_id, incident.school_id))
     return incident
-
-
-def _item_or_404(evidence_id: str) -> EvidenceItem:
-    item = db().get(EvidenceItem, evidence_id) if len(evidence_id) == 36 else None
-    if item is None:
-        abort(404)
-    require(
-        Action.VIEW_EVIDENCE,
-        Resource(Kind.EVIDENCE, item.district_id, item.school_id, item.wearer_id),
-    )
-    return item
 
 
 class IncidentForm(FlaskForm):
@@ -183,7 +172,7 @@ def detail(incident_id: str) -> ResponseReturnValue:
 @bp.post("/evidence/<evidence_id>/incidents")
 @login_required
 def link(evidence_id: str) -> ResponseReturnValue:
-    item = _item_or_404(evidence_id)
+    item = evidence_or_404(evidence_id)
     incident = _incident_or_404(request.form.get("incident_id", ""), Action.MANAGE_INCIDENTS)
     incidents.link(db(), incident, item, g.user, now())
     db().commit()
@@ -194,7 +183,7 @@ def link(evidence_id: str) -> ResponseReturnValue:
 @bp.post("/evidence/<evidence_id>/incidents/<incident_id>/unlink")
 @login_required
 def unlink(evidence_id: str, incident_id: str) -> ResponseReturnValue:
-    item = _item_or_404(evidence_id)
+    item = evidence_or_404(evidence_id)
     incident = _incident_or_404(incident_id, Action.MANAGE_INCIDENTS)
     incidents.unlink(db(), incident, item, g.user, now())
     db().commit()
@@ -244,7 +233,7 @@ def bulk() -> ResponseReturnValue:
     }.get(action)
     if needed is None:
         abort(400, description="choose what to do with the selected recordings")
-    chosen = [_item_or_404(i) for i in ids]
+    chosen = [evidence_or_404(i) for i in ids]
     if needed is not Action.MANAGE_INCIDENTS:
         for item in chosen:
             require(
