@@ -10,6 +10,7 @@ from flask_wtf.csrf import CSRFProtect
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from app.db import Database, schema_is_current
+from app.jobs import Dispatcher
 from app.live_verify import LiveVerifier
 from app.settings import ConfigError, Settings
 from app.staging import Staging
@@ -28,7 +29,8 @@ def create_app(
     """Build the app from settings (from the environment when not given).
 
     start_worker runs this process's background threads (when BWC_CHECKPOINT_SECONDS
-    > 0): the ledger checkpointer and self-audit, and the upload expiry sweep. vault
+    > 0): the ledger checkpointer and self-audit, and the upload expiry sweep; and,
+    without BWC_REDIS_URL, the in-process job worker (playback proxies). vault
     overrides the object store and key provider the settings name (tests)."""
     settings = settings or Settings.from_env()
     settings.check()
@@ -84,6 +86,7 @@ def create_app(
     from app.web import (
         admin,
         auth,
+        category_pages,
         device_pages,
         errors,
         evidence_pages,
@@ -113,6 +116,7 @@ def create_app(
     app.register_blueprint(evidence_pages.bp)
     app.register_blueprint(incident_pages.bp)
     app.register_blueprint(device_pages.bp)
+    app.register_blueprint(category_pages.bp)
     app.register_blueprint(api)
     app.register_blueprint(ledger_api)
     app.register_blueprint(openapi)
@@ -133,8 +137,22 @@ def create_app(
         upkeep = MaintenanceWorker(database, app.extensions["bwc.staging"])
         upkeep.start()
         app.extensions["bwc.maintenance"] = upkeep
+    app.extensions["bwc.jobs"] = _job_dispatcher(settings, database, vault, start_worker)
 
     removed = prune_expired(app, idle, datetime.now(UTC))
     if removed:
         logger.info("removed %d expired sessions", removed)
     return app
+
+
+def _job_dispatcher(
+    settings: Settings, database: Database, vault: Vault, start_worker: bool
+) -> Dispatcher:
+    """Redis (RQ) when configured; else this process's own job thread, if it runs one."""
+    from app.jobs import InProcessWorker, JobContext, build_dispatcher
+
+    worker = None
+    if start_worker and settings.checkpoint_seconds > 0 and not settings.redis_url:
+        worker = InProcessWorker(JobContext(settings, database, vault))
+        worker.start()
+    return build_dispatcher(settings, worker)

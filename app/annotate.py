@@ -121,6 +121,8 @@ def set_category(
         category = session.get(Category, category_id)
         if category is None or category.district_id != item.district_id:
             raise InvalidInput("choose one of the listed categories")
+        if category.retired_at is not None and category.id != item.category_id:
+            raise InvalidInput(f"the category {category.name} is retired; choose another")
     new_id = category.id if category else None
     if item.category_id == new_id:
         return

@@ -17,7 +17,7 @@ from pathlib import Path
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from app import demo
+from app import categories, demo
 from app.accounts import admin as accounts
 from app.accounts.signin import find_user
 from app.db import Database, schema_is_current, upgrade
@@ -78,6 +78,7 @@ def cmd_init(settings: Settings, args: argparse.Namespace) -> None:
                     now=_now(),
                     ledger_origin_prefix=settings.ledger_origin_prefix,
                 )
+                categories.seed_defaults(session, district.id, actor=accounts.CLI_ACTOR, now=_now())
                 made = True
             logged = backfill_unlogged(session, settings.ledger_origin_prefix, _now())
         print(f"data dir: {settings.data_dir.resolve()}")
@@ -190,6 +191,23 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
     from app.server import serve
 
     serve(settings)
+
+
+def cmd_worker(settings: Settings, args: argparse.Namespace) -> None:
+    """Run background jobs from Redis (RQ) until stopped; `--burst` stops when idle."""
+    from app.jobs import JobContext, run_rq_worker
+    from app.vault import Vault
+
+    if not settings.redis_url:
+        raise SystemExit(
+            "bwc worker: BWC_REDIS_URL is not set; without Redis the service runs its jobs "
+            "in-process and needs no worker"
+        )
+    database = Database(settings.database_url)
+    try:
+        run_rq_worker(JobContext(settings, database, Vault(settings)), burst=args.burst)
+    finally:
+        database.dispose()
 
 
 def cmd_demo(settings: Settings, args: argparse.Namespace) -> None:
@@ -330,6 +348,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("serve", help="serve the web app and API (gunicorn) on HOST:PORT").set_defaults(
         func=cmd_serve
     )
+    worker = sub.add_parser("worker", help="run background jobs from Redis (RQ workers)")
+    worker.add_argument("--burst", action="store_true", help="stop when the queue is empty")
+    worker.set_defaults(func=cmd_worker)
     sub.add_parser(
         "demo", help="seed demo schools and one demo user per role, print logins"
     ).set_defaults(func=cmd_demo)

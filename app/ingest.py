@@ -27,7 +27,9 @@ from app.custody import record_event
 from app.db import Database, must_get
 from app.declaration import Declaration, UploadRefused, as_json
 from app.devices import find_camera
+from app.jobs import Dispatcher, submit_after_commit
 from app.live_verify import LiveVerifier, Verified
+from app.proxies import queue_proxy_check, wants_proxy_check
 from app.settings import Settings
 from app.staging import Staging
 from app.vault import Vault, encode_wrapped, item_context
@@ -209,6 +211,7 @@ def finalise(
     *,
     now: datetime,
     live: LiveVerifier | None = None,
+    jobs: Dispatcher | None = None,
 ) -> Outcome:
     """Verify a fully received upload and make it an evidence item (or reject it).
 
@@ -221,7 +224,10 @@ def finalise(
     With `live`, a staged file this process already read back and verified while it
     arrived (app/live_verify.py) is adopted by the store as it is, when the store can
     take that very file (the local store, by hard link); otherwise the file is stored
-    and the stored object read back in full."""
+    and the stored object read back in full.
+
+    A video item gets a playback check queued in the same transaction (app/proxies.py),
+    handed to `jobs` once committed."""
     with database.sessions() as session:
         upload = session.get(Upload, upload_id)
         if upload is None or upload.status != "receiving":
@@ -343,6 +349,11 @@ def finalise(
             )
             upload.status, upload.evidence_id = "verified", evidence_id
             upload.upload_offset, upload.dock_wrapped_key, upload.completed_at = length, None, now
+            queued = (
+                [queue_proxy_check(session, item, now).id]
+                if wants_proxy_check(item.media_type)
+                else []
+            )
     except DbIntegrityError:
         # Another upload of the same file won the race: answer with its item.
         with database.sessions() as session:
@@ -353,6 +364,7 @@ def finalise(
             raise
         return _mark_duplicate(database, upload_id, other, now, staging)
     staging.remove(upload_id)
+    submit_after_commit(jobs, queued)
     logger.info("upload %s verified as evidence %s (%d bytes)", upload_id, evidence_id, size)
     return Outcome("verified", evidence_id=evidence_id)
 

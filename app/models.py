@@ -24,6 +24,7 @@ from evidence.adapters.sql.items import (
     incident_evidence,
     incident_wearers,
 )
+from evidence.adapters.sql.jobs import Job
 from evidence.adapters.sql.org import Camera, District, Dock, RoleGrant, School, User, Wearer
 from evidence.adapters.sql.vault import IngestKey, Upload
 
@@ -40,6 +41,7 @@ __all__ = [
     "Dock",
     "EvidenceItem",
     "Incident",
+    "Job",
     "IngestKey",
     "LedgerAudit",
     "LedgerCheckpoint",

@@ -23,6 +23,7 @@ from app.accounts import admin as accounts
 from app.db import Database, schema_is_current
 from app.declaration import UploadRefused, declare
 from app.devices import create_dock, register_camera
+from app.jobs import Dispatcher, build_dispatcher
 from app.rotation import rotate_keys
 from app.settings import Settings
 from app.staging import Staging
@@ -166,7 +167,9 @@ def cmd_evidence_import(settings: Settings, args: argparse.Namespace) -> None:
                 return
             os.replace(temp, staging.path(upload_id))
             with staging.locked(upload_id):
-                outcome = ingest.finalise(database, vault, staging, upload_id, now=_now())
+                outcome = ingest.finalise(
+                    database, vault, staging, upload_id, now=_now(), jobs=_dispatcher(settings)
+                )
         finally:
             temp.unlink(missing_ok=True)
     if outcome.status != "verified":
@@ -175,6 +178,11 @@ def cmd_evidence_import(settings: Settings, args: argparse.Namespace) -> None:
         f"imported {source.name} as evidence {outcome.evidence_id} "
         f"({result.plaintext_size} bytes, sha256 {result.plaintext_sha256}); verified"
     )
+
+
+def _dispatcher(settings: Settings) -> Dispatcher:
+    """Jobs queued here run on RQ workers, or on a running service's in-process worker."""
+    return build_dispatcher(settings, None)
 
 
 def _guess_media_type(path: Path) -> str:

@@ -46,6 +46,10 @@ class EventType(StrEnum):
     DOCK_CREATED = "admin.dock_created"
     DOCK_ENROLLED = "admin.dock_enrolled"
     DOCK_REVOKED = "admin.dock_revoked"
+    CATEGORY_CREATED = "admin.category_created"
+    CATEGORY_CHANGED = "admin.category_changed"
+    CATEGORY_RETIRED = "admin.category_retired"
+    CATEGORY_RESTORED = "admin.category_restored"
     # Custody of evidence items (each carries the item's id and media SHA-256).
     EVIDENCE_RECEIVED = "evidence.received"
     EVIDENCE_VERIFIED = "evidence.verified"
@@ -62,6 +66,10 @@ class EventType(StrEnum):
     EVIDENCE_LINKED = "evidence.linked_to_incident"
     EVIDENCE_UNLINKED = "evidence.unlinked_from_incident"
     INCIDENT_CREATED = "incident.created"
+    # Derivatives (playback proxies): media SHA-256 is the derivative's own.
+    DERIVATIVE_CREATED = "evidence.derivative_created"
+    DERIVATIVE_VERIFIED = "evidence.derivative_verified"
+    DERIVATIVE_FAILED = "evidence.derivative_failed"
     # Ingest refusals name no item: none was created.
     INGEST_REJECTED = "ingest.rejected"
     UPLOAD_EXPIRED = "ingest.upload_expired"

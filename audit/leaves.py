@@ -18,7 +18,8 @@ from audit.events import AuditEvent, EventType
 LEAF_VERSION = 1
 _ACTOR = re.compile(r"^(cli|system|(u|d|w)-[0-9a-f]{24})$")
 _SUBJECT = re.compile(
-    r"^(user|dock|camera|school|district|evidence|incident|log|upload|keys):[A-Za-z0-9_.-]{1,64}$"
+    r"^(user|dock|camera|school|district|evidence|incident|category|log|upload|keys)"
+    r":[A-Za-z0-9_.-]{1,64}$"
 )
 _UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from dataclasses import dataclass
 from email.utils import format_datetime, parsedate_to_datetime
 from urllib.parse import quote
 
@@ -17,6 +18,7 @@ from flask import Blueprint, Response, abort, current_app, g, request, session
 from flask.typing import ResponseReturnValue
 
 from app.custody import record_event
+from app.proxies import proxy_of
 from app.ranges import ByteRange, Unsatisfiable, parse_range
 from app.vault import Vault, decode_wrapped, item_context
 from app.web.context import current_principal, db, login_required, now, require
@@ -67,8 +69,59 @@ def _purpose() -> tuple[str, str]:
     return purpose, note
 
 
-def _record_access(item: EvidenceItem, kind: EventType, purpose: str, note: str) -> None:
+@dataclass(frozen=True)
+class _Source:
+    """What is served: the original, or its playback proxy (streams only)."""
+
+    sha256: str
+    size: int
+    media_type: str
+    key: str
+    object_id: str
+    stored_size: int
+    wrapped_key: str
+    key_version: str
+    context_id: str
+    derivative_id: str | None = None
+
+
+def _original(item: EvidenceItem) -> _Source:
+    return _Source(
+        item.sha256,
+        item.size,
+        item.media_type,
+        item.object_key,
+        item.object_id or "",
+        item.stored_size or 0,
+        item.wrapped_key or "",
+        item.key_version or "",
+        item.id,
+    )
+
+
+def _proxy_or_404(item: EvidenceItem) -> _Source:
+    proxy = proxy_of(db(), item.id)
+    if proxy is None:
+        abort(404)
+    return _Source(
+        proxy.sha256,
+        proxy.size,
+        proxy.media_type,
+        proxy.object_key,
+        proxy.object_id or "",
+        proxy.stored_size or 0,
+        proxy.wrapped_key or "",
+        proxy.key_version or "",
+        proxy.id,
+        derivative_id=proxy.id,
+    )
+
+
+def _record_access(
+    item: EvidenceItem, source: _Source, kind: EventType, purpose: str, note: str
+) -> None:
     user = g.user
+    rendition = {"rendition": "proxy", "derivative": source.derivative_id}
     record_event(
         db(),
         kind,
@@ -77,22 +130,23 @@ def _record_access(item: EvidenceItem, kind: EventType, purpose: str, note: str)
         user.pseudonym,
         subject=f"evidence:{item.id}",
         evidence_id=item.id,
-        sha256=item.sha256,
+        sha256=source.sha256,
         purpose=purpose,
         note=note,
         user_id=user.id,
+        **(rendition if source.derivative_id else {}),
     )
     db().commit()
 
 
-def _etag(item: EvidenceItem) -> str:
-    return f'"{item.sha256}"'
+def _etag(source: _Source) -> str:
+    return f'"{source.sha256}"'
 
 
-def _not_modified(item: EvidenceItem) -> bool:
+def _not_modified(item: EvidenceItem, source: _Source) -> bool:
     inm = request.headers.get("If-None-Match")
     if inm is not None:
-        return inm.strip() == "*" or _etag(item) in [t.strip() for t in inm.split(",")]
+        return inm.strip() == "*" or _etag(source) in [t.strip() for t in inm.split(",")]
     ims = request.headers.get("If-Modified-Since")
     if ims:
         try:
@@ -102,21 +156,21 @@ def _not_modified(item: EvidenceItem) -> bool:
     return False
 
 
-def _precondition_failed(item: EvidenceItem) -> bool:
+def _precondition_failed(source: _Source) -> bool:
     im = request.headers.get("If-Match")
     if im is None:
         return False
     tags = [t.strip() for t in im.split(",")]
-    return not ("*" in tags or _etag(item) in tags)
+    return not ("*" in tags or _etag(source) in tags)
 
 
-def _range_applies(item: EvidenceItem) -> bool:
+def _range_applies(item: EvidenceItem, source: _Source) -> bool:
     """If-Range: honour the range only when the validator still matches."""
     if_range = request.headers.get("If-Range")
     if if_range is None:
         return True
     if if_range.startswith('"') or if_range.startswith("W/"):
-        return if_range.strip() == _etag(item)
+        return if_range.strip() == _etag(source)
     try:
         return parsedate_to_datetime(if_range) >= item.ingested_at.replace(microsecond=0)
     except (TypeError, ValueError):
@@ -132,43 +186,49 @@ def _disposition(item: EvidenceItem, download: bool) -> str:
 def _serve(evidence_id: str, *, download: bool) -> ResponseReturnValue:
     item = _item_or_404(evidence_id, Action.DOWNLOAD_EVIDENCE if download else Action.VIEW_EVIDENCE)
     purpose, note = _purpose()
+    wants_proxy = request.args.get("rendition") == "proxy"
+    if wants_proxy and download:
+        abort(404)  # downloads are always the original
+    source = _proxy_or_404(item) if wants_proxy else _original(item)
     headers = {
         "Accept-Ranges": "bytes",
-        "ETag": _etag(item),
+        "ETag": _etag(source),
         "Last-Modified": format_datetime(item.ingested_at, usegmt=True),
         "Content-Disposition": _disposition(item, download),
         "Cache-Control": "private, no-store",
     }
-    if _precondition_failed(item):
+    if _precondition_failed(source):
         return Response(status=412, headers=headers)
-    if _not_modified(item):
+    if _not_modified(item, source):
         return Response(status=304, headers=headers)
     try:
         wanted = (
-            parse_range(request.headers.get("Range"), item.size) if _range_applies(item) else None
+            parse_range(request.headers.get("Range"), source.size)
+            if _range_applies(item, source)
+            else None
         )
     except Unsatisfiable:
-        headers["Content-Range"] = f"bytes */{item.size}"
+        headers["Content-Range"] = f"bytes */{source.size}"
         return Response(status=416, headers=headers)
-    chosen = wanted or ByteRange(0, item.size, item.size)
+    chosen = wanted or ByteRange(0, source.size, source.size)
 
     kind = EventType.EVIDENCE_DOWNLOADED if download else EventType.EVIDENCE_STREAMED
-    seen_key = f"{item.id}:{purpose}"
+    seen_key = f"{item.id}:{purpose}:{source.derivative_id or 'original'}"
     seen = set(session.get("streamed", []))
     if download and chosen.start == 0:
-        _record_access(item, kind, purpose, note)
+        _record_access(item, source, kind, purpose, note)
     elif not download and seen_key not in seen:
-        _record_access(item, kind, purpose, note)
+        _record_access(item, source, kind, purpose, note)
         session["streamed"] = sorted(seen | {seen_key})[-200:]
 
     vault: Vault = current_app.extensions["bwc.vault"]
     try:
         dek = vault.keys.unwrap(
-            decode_wrapped(item.key_version or "", item.wrapped_key or ""),
-            item_context(item.id, item.object_id or ""),
+            decode_wrapped(source.key_version, source.wrapped_key),
+            item_context(source.context_id, source.object_id),
         )
         obj = vault_core.EncryptedObject(
-            item.object_key, bytes.fromhex(item.object_id or ""), item.stored_size or 0
+            source.key, bytes.fromhex(source.object_id), source.stored_size
         )
         pieces = vault_core.read_plaintext(vault.store, obj, dek, chosen.start, chosen.end)
         first = next(pieces, b"")
@@ -187,7 +247,9 @@ def _serve(evidence_id: str, *, download: bool) -> ResponseReturnValue:
             # Only authenticated bytes went out; the client sees a short body.
             logger.error("evidence %s failed authentication mid-stream", item.id)
 
-    response = Response(body(), mimetype=item.media_type, headers=headers, direct_passthrough=True)
+    response = Response(
+        body(), mimetype=source.media_type, headers=headers, direct_passthrough=True
+    )
     response.headers["Content-Length"] = str(chosen.length)
     if wanted is not None:
         response.status_code = 206
@@ -206,7 +268,8 @@ def api_content(evidence_id: str) -> ResponseReturnValue:
 @content_api.get("/evidence/<evidence_id>/stream")
 @login_required
 def stream(evidence_id: str) -> ResponseReturnValue:
-    """The player's source: inline, ranged, purpose recorded once per session."""
+    """The player's source: inline, ranged, purpose recorded once per session and
+    rendition; `rendition=proxy` plays the item's playback proxy instead."""
     return _serve(evidence_id, download=False)
 
 

@@ -290,6 +290,7 @@ def _finish(upload_id: str, offset: int) -> ResponseReturnValue:
             upload_id,
             now=now(),
             live=_live(),
+            jobs=current_app.extensions.get("bwc.jobs"),
         )
     except StorageError:
         return dock_error(503, "storage_unavailable", "could not store the upload; retry later")

@@ -14,7 +14,7 @@ from app.accounts import signin
 from app.accounts.admin import principal_for
 from evidence.adapters.sql.items import EvidenceItem
 from evidence.adapters.sql.org import User
-from evidence.policy import Action, Decision, Kind, Principal, Resource, decide
+from evidence.policy import ACTION_KIND, Action, Decision, Kind, Principal, Resource, decide
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -114,6 +114,13 @@ def evidence_or_404(evidence_id: str, action: Action = Action.VIEW_EVIDENCE) -> 
     return item
 
 
-def permits(action: Action) -> bool:
+def permits(action: Action, district_wide: bool = False) -> bool:
+    """May the signed-in person use this function at all (district_wide: on the district
+    itself, which a school's grant does not reach)? For showing links, not for access."""
     principal = g.get("principal")
-    return principal is not None and decide(principal, action).allowed
+    if principal is None:
+        return False
+    if district_wide:
+        kind = ACTION_KIND[action] or Kind.DISTRICT
+        return decide(principal, action, Resource(kind, principal.district_id, None)).allowed
+    return decide(principal, action).allowed

@@ -16,6 +16,7 @@ from typing import Any
 from flask import (
     Blueprint,
     abort,
+    current_app,
     flash,
     g,
     jsonify,
@@ -28,9 +29,10 @@ from flask import (
 from flask.typing import ResponseReturnValue
 from sqlalchemy import func, select
 
-from app import annotate
+from app import annotate, proxies
 from app.api.content import MAX_PURPOSE_NOTE, PURPOSES
 from app.evidence_search import KNOWN_FLAGS, SORTS, Filters, Page, parse_filters, search
+from app.jobs import submit_after_commit
 from app.web import incident_pages
 from app.web.context import db, evidence_or_404, login_required, now, require
 from audit.adapters import ledger_sql
@@ -383,6 +385,7 @@ def detail(evidence_id: str) -> ResponseReturnValue:
         custody=_custody(item),
         activations=_activations(item),
         playable=playable,
+        playback=proxies.playback_state(db(), item),
         may_download=decide(principal, Action.DOWNLOAD_EVIDENCE, resource).allowed,
         may_annotate=decide(principal, Action.ANNOTATE_EVIDENCE, resource).allowed,
         may_categorise=decide(principal, Action.CATEGORISE_EVIDENCE, resource).allowed,
@@ -469,3 +472,19 @@ def add_bookmark(evidence_id: str) -> ResponseReturnValue:
         lambda: annotate.add_bookmark(db(), item, g.user, at, note, now()),
         "Bookmark added.",
     )
+
+
+@bp.post("/evidence/<evidence_id>/playback-copy")
+@login_required
+def request_playback_copy(evidence_id: str) -> ResponseReturnValue:
+    """Ask (again) for a browser-playable copy: after a failed attempt, or for an item
+    docked before copies were made. Anyone who may view the item may ask."""
+    item = evidence_or_404(evidence_id)
+    job = proxies.request_proxy(db(), item, now(), g.user.id)
+    db().commit()
+    if job is None:
+        flash("A playable copy already exists or is being made.", "success")
+    else:
+        submit_after_commit(current_app.extensions.get("bwc.jobs"), [job.id])
+        flash("A playable copy is being made; reload this page in a minute.", "success")
+    return _back(item, "player-heading")

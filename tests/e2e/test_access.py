@@ -132,6 +132,7 @@ def test_every_post_route_needs_a_csrf_token(client: FlaskClient, world: World, 
         f"/evidence/{_SOME_ID}/tags/1/remove",
         f"/evidence/{_SOME_ID}/category",
         f"/evidence/{_SOME_ID}/bookmarks",
+        f"/evidence/{_SOME_ID}/playback-copy",
         f"/evidence/{_SOME_ID}/incidents",
         f"/evidence/{_SOME_ID}/incidents/{_SOME_ID}/unlink",
         "/evidence/bulk",
@@ -140,6 +141,10 @@ def test_every_post_route_needs_a_csrf_token(client: FlaskClient, world: World, 
         "/admin/cameras/1/assign",
         "/admin/docks",
         "/admin/docks/1/revoke",
+        "/admin/categories",
+        "/admin/categories/1",
+        "/admin/categories/1/retire",
+        "/admin/categories/1/restore",
     ]
     # Every form-handling endpoint of the app is in the list above.
     adapter = app.url_map.bind("localhost")

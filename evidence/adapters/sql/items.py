@@ -116,6 +116,8 @@ class Category(Base):
     description: Mapped[str | None] = mapped_column(Text)
     retention_days: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # Retired categories stay on the items that have them but are not offered any more.
+    retired_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
 class Tag(Base):
