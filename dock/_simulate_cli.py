@@ -34,8 +34,8 @@ def add_simulate_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser: argparse.ArgumentParser = subparsers.add_parser(
         "simulate",
         help="write a realistic bwc-msc/1 camera volume",
-        description="Write a simulated bwc-msc/1 camera volume: DEVICE.JSON, H.264/AAC "
-        "recordings with sidecars, and an event log, all in the camera's clock.",
+        description="Write a simulated bwc-msc/1 camera volume: DEVICE.JSON, H.264 or HEVC "
+        "(AAC audio) recordings with sidecars, and an event log, all in the camera's clock.",
     )
     parser.add_argument(
         "--out",
@@ -58,6 +58,13 @@ def add_simulate_parser(subparsers: Any) -> argparse.ArgumentParser:
         help="camera clock minus true time (default 0)",
     )
     parser.add_argument("--seed", type=_non_negative_int, default=0, help="scene seed")
+    parser.add_argument(
+        "--codec",
+        choices=("h264", "hevc"),
+        default="h264",
+        help="video codec (default h264; hevc, as many newer cameras record, needs a "
+        "playback proxy in browsers)",
+    )
     parser.set_defaults(handler=run_simulate)
     return parser
 
@@ -75,6 +82,7 @@ def run_simulate(args: argparse.Namespace) -> int:
         seconds=args.seconds,
         clock_offset_seconds=args.clock_offset,
         seed=args.seed,
+        codec=args.codec,
     )
     total_bytes = sum(clip.size for clip in volume.clips)
     total_ms = sum(clip.duration_ms for clip in volume.clips)

@@ -45,6 +45,7 @@ class ClipSpec:
     camera_start: datetime
     seed: int
     mute: tuple[float, float] | None = None  # seconds from the clip start: silent audio
+    codec: str = "h264"  # or "hevc", as many newer cameras record
 
 
 @cache
@@ -155,8 +156,19 @@ def _audio_chunks(spec: ClipSpec, rng: np.random.Generator) -> Iterator[av.Audio
         yield frame
 
 
+CODECS = ("h264", "hevc")
+
+
+def _video_codec(spec: ClipSpec) -> tuple[str, dict[str, str]]:
+    """The encoder and its options: keyframes on the second, no B-frames, quiet."""
+    if spec.codec == "hevc":
+        params = f"log-level=error:scenecut=0:bframes=0:keyint={spec.fps}:frame-threads=1"
+        return "libx265", {"preset": "veryfast", "crf": "28", "x265-params": params}
+    return "libx264", {"preset": "veryfast", "crf": "26", "x264-params": "scenecut=0:bframes=0"}
+
+
 def write_clip(path: Path, spec: ClipSpec) -> None:
-    """Encode spec as MP4 at path: H.264 yuv420p with a keyframe every second (so seeks
+    """Encode spec as MP4 at path: H.264 (or HEVC) yuv420p with a keyframe every second (so seeks
     stay close), AAC mono audio, moov before mdat (faststart). Frames are generated one
     at a time; both encoders are flushed so no trailing frames are lost.
 
@@ -167,11 +179,8 @@ def write_clip(path: Path, spec: ClipSpec) -> None:
     options = {"movflags": "+faststart"}
     with av.open(str(path), mode="w", format="mp4", options=options) as container:
         container.metadata["creation_time"] = spec.camera_start.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-        video = container.add_stream(
-            "libx264",
-            rate=spec.fps,
-            options={"preset": "veryfast", "crf": "26", "x264-params": "scenecut=0:bframes=0"},
-        )
+        encoder, options = _video_codec(spec)
+        video = container.add_stream(encoder, rate=spec.fps, options=options)
         video.width, video.height, video.pix_fmt = spec.width, spec.height, "yuv420p"
         video.codec_context.gop_size = spec.fps
         video.codec_context.thread_count = 2  # fixed: x264's output depends on its thread count

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from dock._simulate_events import plan_shift
-from dock._simulate_media import ClipSpec, write_clip
+from dock._simulate_media import CODECS, ClipSpec, write_clip
 
 RECORDING_DIR = "DCIM/100BWC"
 EVENT_LOG = "LOGS/EVENTS.LOG"
@@ -103,6 +103,7 @@ def simulate_volume(
     model: str = "EC-1",
     vendor: str = "ExampleCam",
     firmware: str = "1.4.2",
+    codec: str = "h264",
 ) -> SimulatedVolume:
     """Write a camera volume into out (created; must be absent or empty).
 
@@ -112,6 +113,8 @@ def simulate_volume(
     clock_offset_seconds. The same arguments, start included, give identical bytes."""
     _check_out(out)
     _check_shape(clips=clips, seconds=seconds, width=width, height=height, fps=fps, seed=seed)
+    if codec not in CODECS:
+        raise SimulateError(f"codec must be one of {', '.join(CODECS)}")
     if start is not None and start.tzinfo is None:
         raise SimulateError("start must be timezone-aware")
     frames = max(1, round(seconds * fps))
@@ -148,7 +151,7 @@ def simulate_volume(
             mute = (planned.mute_ms[0] / 1000, planned.mute_ms[1] / 1000)
         clip_seed = int(np.random.SeedSequence([seed, index]).generate_state(1)[0])
         began, ended = camera(planned.start_ms), camera(planned.start_ms + duration_ms)
-        write_clip(path, ClipSpec(width, height, fps, frames, began, clip_seed, mute))
+        write_clip(path, ClipSpec(width, height, fps, frames, began, clip_seed, mute, codec))
         with path.open("rb") as media:
             sha256 = hashlib.file_digest(media, "sha256").hexdigest()
         size = path.stat().st_size

@@ -30,7 +30,8 @@ if [ ! -e "$DOCK/demo-footage.done" ]; then
   cams=$DOCK/cameras
   rm -rf "$cams" && mkdir -p "$cams"
   "$BIN/bwc-dock" simulate --out "$cams/cam-a" --serial BWC-0002 --badge SRO-0001 --clips 3 --seconds 8
-  "$BIN/bwc-dock" simulate --out "$cams/cam-b" --serial BWC-0003 --badge SRO-0001 --clips 2 --seconds 6 --seed 1
+  # The second camera records HEVC, which browsers cannot play: its clips get proxies.
+  "$BIN/bwc-dock" simulate --out "$cams/cam-b" --serial BWC-0003 --badge SRO-0001 --clips 2 --seconds 6 --seed 1 --codec hevc
   cat > "$cams/usb.json" <<JSON
 {"devices": [
   {"vid": "0xb0d1", "pid": "0xca01", "serial": "BWC-0002", "manufacturer": "ExampleCam",

@@ -112,6 +112,24 @@ def test_each_recording_is_h264_with_aac_and_one_second_keyframes(
             assert sum(1 for _ in container.decode(video=0)) == 50  # flush included
 
 
+def test_an_hevc_camera_records_hevc_with_one_second_keyframes(tmp_path: Path) -> None:
+    hevc = simulate_volume(
+        tmp_path / "hevc", clips=1, seconds=2.0, width=320, height=180, fps=10, codec="hevc"
+    )
+    with av.open(str(hevc.clips[0].path)) as container:
+        video = container.streams.video[0]
+        assert video.codec_context.name == "hevc"
+        assert container.streams.audio[0].codec_context.name == "aac"
+        keys = [
+            float(p.pts * p.time_base)
+            for p in container.demux(video)
+            if p.is_keyframe and p.pts is not None
+        ]
+    assert keys == pytest.approx([0.0, 1.0], abs=0.01)
+    with pytest.raises(SimulateError):
+        simulate_volume(tmp_path / "vp9", codec="vp9")
+
+
 def test_recordings_put_moov_before_mdat(volume: SimulatedVolume) -> None:
     for clip in volume.clips:
         boxes = top_level_boxes(clip.path)
