@@ -35,13 +35,10 @@ def create_incident(
     now: datetime,
 ) -> Incident:
     number_text = clean_text(number, limit=MAX_NUMBER, what="the incident number")
-    title_text = clean_text(title, limit=MAX_TITLE, what="the title")
-    if not number_text or not title_text:
+    title_text = _title(title)
+    if not number_text:
         raise InvalidInput("an incident needs a number and a title")
-    if starts_at.tzinfo is None or (ends_at is not None and ends_at.tzinfo is None):
-        raise InvalidInput("times must carry a time zone")
-    if ends_at is not None and ends_at < starts_at:
-        raise InvalidInput("the incident ends before it starts")
+    _check_window(starts_at, ends_at)
     taken = session.scalar(
         select(Incident.id).where(
             Incident.district_id == user.district_id, Incident.number == number_text
@@ -49,19 +46,7 @@ def create_incident(
     )
     if taken:
         raise Conflict(f"incident number {number_text} is already used")
-    wearers = (
-        list(
-            session.scalars(
-                select(Wearer).where(
-                    Wearer.id.in_(list(wearer_ids)), Wearer.district_id == user.district_id
-                )
-            )
-        )
-        if wearer_ids
-        else []
-    )
-    if len(wearers) != len(set(wearer_ids)):
-        raise InvalidInput("choose the involved wearers from the list")
+    wearers = _wearers(session, user.district_id, school_id, wearer_ids)
     incident = Incident(
         id=str(uuid.uuid4()),
         district_id=user.district_id,
@@ -90,6 +75,123 @@ def create_incident(
         title=title_text,
     )
     return incident
+
+
+def _title(title: str) -> str:
+    text = clean_text(title, limit=MAX_TITLE, what="the title")
+    if not text:
+        raise InvalidInput("an incident needs a number and a title")
+    return text
+
+
+def _check_window(starts_at: datetime, ends_at: datetime | None) -> None:
+    if starts_at.tzinfo is None or (ends_at is not None and ends_at.tzinfo is None):
+        raise InvalidInput("times must carry a time zone")
+    if ends_at is not None and ends_at < starts_at:
+        raise InvalidInput("the incident ends before it starts")
+
+
+def _wearers(
+    session: Session, district_id: int, school_id: int, wearer_ids: Sequence[int]
+) -> list[Wearer]:
+    """The chosen wearers; all must belong to the incident's school."""
+    if not wearer_ids:
+        return []
+    wearers = list(
+        session.scalars(
+            select(Wearer).where(
+                Wearer.id.in_(list(wearer_ids)),
+                Wearer.district_id == district_id,
+                Wearer.school_id == school_id,
+            )
+        )
+    )
+    if len(wearers) != len(set(wearer_ids)):
+        raise InvalidInput("choose the involved wearers from the list")
+    return wearers
+
+
+def change_incident(
+    session: Session,
+    incident: Incident,
+    user: User,
+    *,
+    title: str,
+    starts_at: datetime,
+    ends_at: datetime | None,
+    wearer_ids: Sequence[int],
+    now: datetime,
+) -> bool:
+    """Change the title, time window or wearers (never the number or the school);
+    False when nothing changed. Recorded with what changed."""
+    if incident.closed_at is not None:
+        raise InvalidInput("the incident is closed; reopen it to change it")
+    title_text = _title(title)
+    _check_window(starts_at, ends_at)
+    wearers = _wearers(session, incident.district_id, incident.school_id, wearer_ids)
+    before = {w.id for w in involved_wearers(session, incident)}
+    after = {w.id for w in wearers}
+    changed = [
+        name
+        for name, differs in (
+            ("title", title_text != incident.title),
+            ("starts_at", starts_at != incident.starts_at),
+            ("ends_at", ends_at != incident.ends_at),
+            ("wearers", before != after),
+        )
+        if differs
+    ]
+    if not changed:
+        return False
+    incident.title, incident.starts_at, incident.ends_at = title_text, starts_at, ends_at
+    if before != after:
+        session.execute(
+            delete(incident_wearers).where(incident_wearers.c.incident_id == incident.id)
+        )
+        for wearer_id in sorted(after):
+            session.execute(
+                insert(incident_wearers).values(incident_id=incident.id, wearer_id=wearer_id)
+            )
+    _incident_event(session, EventType.INCIDENT_CHANGED, incident, user, now, changed=changed)
+    return True
+
+
+def close_incident(
+    session: Session, incident: Incident, user: User, now: datetime, *, reason: str = ""
+) -> None:
+    """Close: no more footage is linked to it; what is linked stays."""
+    if incident.closed_at is not None:
+        return
+    note = clean_text(reason, limit=MAX_TITLE, what="the reason")
+    incident.closed_at = now
+    _incident_event(session, EventType.INCIDENT_CLOSED, incident, user, now, reason=note)
+
+
+def reopen_incident(session: Session, incident: Incident, user: User, now: datetime) -> None:
+    if incident.closed_at is None:
+        return
+    incident.closed_at = None
+    _incident_event(session, EventType.INCIDENT_REOPENED, incident, user, now)
+
+
+def _incident_event(
+    session: Session,
+    kind: EventType,
+    incident: Incident,
+    user: User,
+    now: datetime,
+    **details: object,
+) -> None:
+    record_event(
+        session,
+        kind,
+        now,
+        incident.district_id,
+        user.pseudonym,
+        subject=f"incident:{incident.id}",
+        number=incident.number,
+        **details,
+    )
 
 
 def involved_wearers(session: Session, incident: Incident) -> list[Wearer]:
@@ -121,6 +223,8 @@ def link(
     """Link the item to the incident; False if it already was (nothing recorded)."""
     if incident.district_id != item.district_id:
         raise InvalidInput("the incident and the recording belong to different districts")
+    if incident.closed_at is not None:
+        raise InvalidInput(f"incident {incident.number} is closed; reopen it to link footage")
     if is_linked(session, incident, item):
         return False
     session.execute(

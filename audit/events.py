@@ -66,6 +66,9 @@ class EventType(StrEnum):
     EVIDENCE_LINKED = "evidence.linked_to_incident"
     EVIDENCE_UNLINKED = "evidence.unlinked_from_incident"
     INCIDENT_CREATED = "incident.created"
+    INCIDENT_CHANGED = "incident.changed"
+    INCIDENT_CLOSED = "incident.closed"
+    INCIDENT_REOPENED = "incident.reopened"
     # Derivatives (playback proxies): media SHA-256 is the derivative's own.
     DERIVATIVE_CREATED = "evidence.derivative_created"
     DERIVATIVE_VERIFIED = "evidence.derivative_verified"

@@ -180,7 +180,9 @@ def _bulk_incidents(scope: Scope) -> list[Incident]:
     manage = scope_for(g.principal, Action.MANAGE_INCIDENTS)
     if manage.empty:
         return []
-    query = select(Incident).where(Incident.district_id == manage.district_id)
+    query = select(Incident).where(
+        Incident.district_id == manage.district_id, Incident.closed_at.is_(None)
+    )
     if not manage.district_wide:
         query = query.where(Incident.school_id.in_(sorted(manage.school_ids)))
     return list(db().scalars(query.order_by(Incident.starts_at.desc()).limit(100)))

@@ -143,6 +143,93 @@ def _utc(value: datetime | None) -> datetime:
     return value.replace(tzinfo=UTC)
 
 
+class IncidentChangeForm(FlaskForm):
+    title = StringField("Title", validators=[InputRequired(), Length(max=incidents.MAX_TITLE)])
+    starts_at = DateTimeLocalField(
+        "Started (UTC)", validators=[InputRequired()], format="%Y-%m-%dT%H:%M"
+    )
+    ends_at = DateTimeLocalField("Ended (UTC)", validators=[Optional()], format="%Y-%m-%dT%H:%M")
+    wearers = SelectMultipleField("Wearers involved", choices=[], validators=[Optional()])
+
+
+@bp.route("/incidents/<incident_id>/edit", methods=["GET", "POST"])
+@login_required
+def edit(incident_id: str) -> ResponseReturnValue:
+    """Change the title, time window and wearers; the number and school stay."""
+    incident = _incident_or_404(incident_id, Action.MANAGE_INCIDENTS)
+    involved = incidents.involved_wearers(db(), incident)
+    form = IncidentChangeForm(
+        data=None
+        if request.method == "POST"
+        else {
+            "title": incident.title,
+            "starts_at": incident.starts_at.replace(tzinfo=None),
+            "ends_at": incident.ends_at.replace(tzinfo=None) if incident.ends_at else None,
+            "wearers": [str(w.id) for w in involved],
+        }
+    )
+    wearers = list(
+        db().scalars(
+            select(Wearer)
+            .where(Wearer.school_id == incident.school_id)
+            .order_by(Wearer.display_name)
+        )
+    )
+    form.wearers.choices = [
+        SelectChoice(str(w.id), f"{w.display_name} ({w.badge})") for w in wearers
+    ]
+    refused_now = False
+    if form.validate_on_submit():
+        try:
+            changed = incidents.change_incident(
+                db(),
+                incident,
+                g.user,
+                title=form.title.data or "",
+                starts_at=_utc(form.starts_at.data),
+                ends_at=_utc(form.ends_at.data) if form.ends_at.data else None,
+                wearer_ids=[int(w) for w in form.wearers.data or []],
+                now=now(),
+            )
+        except InvalidInput as refused:
+            db().rollback()
+            flash(f"{refused}.", "error")
+            refused_now = True
+        else:
+            db().commit()
+            flash("Incident saved." if changed else "Nothing changed.", "success")
+            return redirect(url_for("incidents.detail", incident_id=incident.id))
+    status = 400 if form.errors or refused_now else 200
+    return render_template("incidents/edit.html", form=form, incident=incident), status
+
+
+@bp.post("/incidents/<incident_id>/close")
+@login_required
+def close(incident_id: str) -> ResponseReturnValue:
+    incident = _incident_or_404(incident_id, Action.MANAGE_INCIDENTS)
+    try:
+        incidents.close_incident(
+            db(), incident, g.user, now(), reason=request.form.get("reason", "")
+        )
+    except InvalidInput as refused:
+        db().rollback()
+        flash(f"{refused}.", "error")
+    else:
+        db().commit()
+        flash(f"Incident {incident.number} closed: no more footage can be linked.", "success")
+    return redirect(url_for("incidents.detail", incident_id=incident.id))
+
+
+@bp.post("/incidents/<incident_id>/reopen")
+@login_required
+def reopen(incident_id: str) -> ResponseReturnValue:
+    incident = _incident_or_404(incident_id, Action.MANAGE_INCIDENTS)
+    incidents.reopen_incident(db(), incident, g.user, now())
+    db().commit()
+    flash(f"Incident {incident.number} reopened.", "success")
+    return redirect(url_for("incidents.detail", incident_id=incident.id))
+
+
 @bp.get("/incidents/<incident_id>")
 @login_required
 def detail(incident_id: str) -> ResponseReturnValue:
@@ -166,6 +253,12 @@ def detail(incident_id: str) -> ResponseReturnValue:
         school=db().get(School, incident.school_id),
         wearers=incidents.involved_wearers(db(), incident),
         linked=linked,
+        may_manage=decide(
+            _principal(),
+            Action.MANAGE_INCIDENTS,
+            Resource(Kind.INCIDENT, incident.district_id, incident.school_id),
+        ).allowed,
+        max_reason=incidents.MAX_TITLE,
     )
 
 
@@ -174,9 +267,14 @@ def detail(incident_id: str) -> ResponseReturnValue:
 def link(evidence_id: str) -> ResponseReturnValue:
     item = evidence_or_404(evidence_id)
     incident = _incident_or_404(request.form.get("incident_id", ""), Action.MANAGE_INCIDENTS)
-    incidents.link(db(), incident, item, g.user, now())
-    db().commit()
-    flash(f"Linked to incident {incident.number}.", "success")
+    try:
+        incidents.link(db(), incident, item, g.user, now())
+    except InvalidInput as refused:
+        db().rollback()
+        flash(f"{refused}.", "error")
+    else:
+        db().commit()
+        flash(f"Linked to incident {incident.number}.", "success")
     return redirect(url_for("evidence.detail", evidence_id=item.id) + "#tags")
 
 
@@ -203,7 +301,11 @@ def linkable_incidents(item: EvidenceItem) -> list[Incident]:
     return list(
         db().scalars(
             select(Incident)
-            .where(Incident.district_id == item.district_id, Incident.school_id == item.school_id)
+            .where(
+                Incident.district_id == item.district_id,
+                Incident.school_id == item.school_id,
+                Incident.closed_at.is_(None),
+            )
             .order_by(Incident.starts_at.desc())
             .limit(200)
         )

@@ -157,6 +157,8 @@ class Incident(Base):
     ends_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # Closed incidents take no more footage; what is linked stays linked.
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
 incident_evidence = Table(
