@@ -45,6 +45,36 @@ def assign_camera(
     )
 
 
+def retire_camera(session: Session, camera: Camera, user: User, now: datetime) -> None:
+    """Take a camera out of service (lost, broken, replaced): docks refuse it from now
+    on, and alert; its footage stays as it is."""
+    if camera.retired_at is not None:
+        return
+    camera.retired_at = now
+    _camera_event(session, EventType.CAMERA_RETIRED, camera, user, now)
+
+
+def restore_camera(session: Session, camera: Camera, user: User, now: datetime) -> None:
+    if camera.retired_at is None:
+        return
+    camera.retired_at = None
+    _camera_event(session, EventType.CAMERA_RESTORED, camera, user, now)
+
+
+def _camera_event(
+    session: Session, kind: EventType, camera: Camera, user: User, now: datetime
+) -> None:
+    record_event(
+        session,
+        kind,
+        now,
+        camera.district_id,
+        user.pseudonym,
+        subject=f"camera:{camera.id}",
+        serial=camera.serial,
+    )
+
+
 @dataclass(frozen=True)
 class DockState:
     label: str  # online | offline | awaiting enrolment | enrolment expired | revoked

@@ -43,6 +43,8 @@ class EventType(StrEnum):
     DISTRICT_CREATED = "admin.district_created"
     CAMERA_REGISTERED = "admin.camera_registered"
     CAMERA_ASSIGNED = "admin.camera_assigned"
+    CAMERA_RETIRED = "admin.camera_retired"
+    CAMERA_RESTORED = "admin.camera_restored"
     DOCK_CREATED = "admin.dock_created"
     DOCK_ENROLLED = "admin.dock_enrolled"
     DOCK_REVOKED = "admin.dock_revoked"

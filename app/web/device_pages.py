@@ -155,6 +155,26 @@ def assign(camera_id: int) -> ResponseReturnValue:
     return redirect(url_for("devices.cameras"))
 
 
+@bp.post("/cameras/<int:camera_id>/retire")
+@login_required
+def retire(camera_id: int) -> ResponseReturnValue:
+    camera = _device(Camera, camera_id)
+    device_admin.retire_camera(db(), camera, g.user, now())
+    db().commit()
+    flash(f"Camera {camera.serial} retired: docks refuse it from now on.", "success")
+    return redirect(url_for("devices.cameras"))
+
+
+@bp.post("/cameras/<int:camera_id>/restore")
+@login_required
+def restore(camera_id: int) -> ResponseReturnValue:
+    camera = _device(Camera, camera_id)
+    device_admin.restore_camera(db(), camera, g.user, now())
+    db().commit()
+    flash(f"Camera {camera.serial} back in service.", "success")
+    return redirect(url_for("devices.cameras"))
+
+
 @bp.route("/docks", methods=["GET", "POST"])
 @login_required
 def docks() -> ResponseReturnValue:

@@ -156,3 +156,63 @@ def test_dock_state_reads_heartbeats_and_enrolment() -> None:
     assert dock_state(dock, now).label == "offline"
     dock.revoked_at = now
     assert dock_state(dock, now).label == "revoked"
+
+
+def test_a_retired_camera_is_refused_by_docks_until_returned_to_service(
+    app: Flask, world: World
+) -> None:
+    from tests.e2e.vault_support import NORTH_CAMERA, equip, seal, tus_headers
+
+    docks = equip(world.settings)
+    client = _as(app, world, "admin")
+    database = Database(world.settings.database_url)
+    try:
+        with database.sessions() as session:
+            camera_id = session.scalars(
+                select(Camera.id).where(Camera.serial == NORTH_CAMERA)
+            ).one()
+    finally:
+        database.dispose()
+    api = app.test_client()
+    dock = tus_headers(docks.north_credential)
+
+    def offered() -> list[str]:
+        body = api.get("/api/v1/docks/cameras", headers=dock).get_json()
+        return [c["serial"] for c in body["cameras"]]
+
+    assert NORTH_CAMERA in offered()
+    retired = _form(client, "/admin/cameras", f"/admin/cameras/{camera_id}/retire", {})
+    assert retired.status_code == 302
+    assert "retired" in client.get("/admin/cameras").get_data(as_text=True)
+    assert NORTH_CAMERA not in offered()
+    sealed = seal(docks, b"footage from a retired camera")
+    created = api.post(
+        "/api/v1/uploads/",
+        headers=tus_headers(
+            docks.north_credential,
+            **{"Upload-Length": str(len(sealed.ciphertext)), "Upload-Metadata": sealed.header},
+        ),
+    )
+    assert created.status_code in (403, 422) and created.is_json
+    restored = _form(client, "/admin/cameras", f"/admin/cameras/{camera_id}/restore", {})
+    assert restored.status_code == 302
+    assert NORTH_CAMERA in offered()
+    events = _events_of(world, "admin.camera_retired") + _events_of(world, "admin.camera_restored")
+    assert len(events) == 2
+    other = _as(app, world, "supervisor")
+    token_page = other.get("/evidence").get_data(as_text=True)
+    token = token_page.split('name="csrf_token" value="', 1)[1].split('"', 1)[0]
+    assert other.post(
+        f"/admin/cameras/{camera_id}/retire", data={"csrf_token": token}
+    ).status_code in (403, 404)
+
+
+def _events_of(world: World, kind: str) -> list[object]:
+    from audit.adapters.sql import AuditEventRow
+
+    database = Database(world.settings.database_url)
+    try:
+        with database.sessions() as session:
+            return list(session.scalars(select(AuditEventRow.id).where(AuditEventRow.type == kind)))
+    finally:
+        database.dispose()
