@@ -57,6 +57,8 @@ bp = Blueprint("evidence", __name__)
 
 #: Activation events shown around a recording: this long before its start, after its end.
 ACTIVATION_WINDOW = timedelta(minutes=10)
+#: Longer lists of wearers or cameras are asked for by badge or serial instead.
+MAX_CHOICES = 150
 #: Purposes remembered per signed-in session (the newest items win).
 REMEMBERED_PURPOSES = 200
 
@@ -78,12 +80,16 @@ def _choices(scope: Scope) -> dict[str, Any]:
     )
     school_ids = [s.id for s in schools]
 
-    def in_schools(model: Any, order: Any) -> list[Any]:
+    def in_schools(model: Any, order: Any) -> list[Any] | None:
+        """The model's rows of the schools in scope; None when there are too many to
+        offer as a list (a district's thousand wearers): the form asks for text then."""
         if not school_ids:
             return []
-        return list(
-            db().scalars(select(model).where(model.school_id.in_(school_ids)).order_by(order))
-        )
+        where = model.school_id.in_(school_ids)
+        many = db().scalar(select(func.count()).select_from(model).where(where)) or 0
+        if many > MAX_CHOICES:
+            return None
+        return list(db().scalars(select(model).where(where).order_by(order)))
 
     wearers = in_schools(Wearer, Wearer.display_name)
     categories = list(
@@ -141,6 +147,7 @@ def listing() -> ResponseReturnValue:
     args = {k: v for k, v in request.args.items()}
     error = None
     try:
+        _resolve_typed(scope, args)
         filters = parse_filters(args)
         page = search(db(), scope, filters, args.get("after") or None)
     except InvalidInput as bad:
@@ -166,6 +173,7 @@ def listing() -> ResponseReturnValue:
             filters=filters,
             args=filters.as_args(),
             choices=_choices(scope),
+            typed=_typed(filters),
             labels=_labels(page.items),
             incident=incident,
             error=error,
@@ -173,6 +181,37 @@ def listing() -> ResponseReturnValue:
         ),
         status,
     )
+
+
+def _resolve_typed(scope: Scope, args: dict[str, str]) -> None:
+    """A wearer badge or camera serial typed into the filters (offered as text when the
+    lists are long) becomes its id; one outside the scope is not found, like any other."""
+    for key, model, column, what in (
+        ("wearer", Wearer, Wearer.badge, "wearer with badge"),
+        ("camera", Camera, Camera.serial, "camera with serial"),
+    ):
+        text = args.pop(key, "").strip()
+        if not text:
+            continue
+        query = select(model.id).where(model.district_id == scope.district_id, column == text)
+        if not scope.district_wide:
+            query = query.where(model.school_id.in_(sorted(scope.school_ids)))
+        found = db().scalar(query)
+        if found is None:
+            raise InvalidInput(f"no {what} {text[:64]} among the schools you work with")
+        args[f"{key}_id"] = str(found)
+
+
+def _typed(filters: Filters) -> dict[str, str]:
+    """What to show in the text filters: the badge and serial of the chosen ids."""
+    shown = {}
+    if filters.wearer_id:
+        wearer = db().get(Wearer, filters.wearer_id)
+        shown["wearer"] = wearer.badge if wearer else ""
+    if filters.camera_id:
+        camera = db().get(Camera, filters.camera_id)
+        shown["camera"] = camera.serial if camera else ""
+    return shown
 
 
 def _bulk_incidents(scope: Scope) -> list[Incident]:

@@ -604,3 +604,29 @@ def test_a_file_that_is_not_a_recording_offers_no_player(
     client = _client(web, world, "supervisor")
     page = client.get(f"/evidence/{ids[0]}?purpose=audit").get_data(as_text=True)
     assert "<video" not in page and "not a recording (text/plain)" in page
+
+
+def test_long_wearer_and_camera_lists_are_asked_for_by_badge_and_serial(
+    web: Flask, world: World, items: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from app.web import evidence_pages
+
+    monkeypatch.setattr(evidence_pages, "MAX_CHOICES", 0)
+    records = _client(web, world, "records")
+    page = records.get("/evidence").get_data(as_text=True)
+    assert 'name="wearer"' in page and 'name="camera"' in page
+    assert 'name="wearer_id"' not in page
+    by_badge = records.get("/evidence?wearer=WEARER").get_data(as_text=True)
+    assert set(_ids_on(by_badge)) == {items["north"]}
+    assert 'value="WEARER"' in by_badge  # shown back in the form
+    by_serial = records.get(f"/evidence?camera={SOUTH_CAMERA}").get_data(as_text=True)
+    assert set(_ids_on(by_serial)) == {items["south"]}
+    unknown = records.get("/evidence?wearer=NOBODY")
+    assert unknown.status_code == 400 and "no wearer with badge NOBODY" in unknown.get_data(
+        as_text=True
+    )
+    # Another school's badge is not found for a supervisor, as if it did not exist.
+    outsider = _client(web, world, "south-supervisor")
+    hidden = outsider.get("/evidence?wearer=WEARER")
+    assert hidden.status_code == 400 and _ids_on(hidden.get_data(as_text=True)) == []
+    assert "no wearer with badge WEARER" in hidden.get_data(as_text=True)

@@ -192,6 +192,9 @@ class Bookmark(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
+# The fixity alarm on every page counts a district's tampered items (migration 0009).
+Index("ix_evidence_items_integrity", EvidenceItem.integrity, EvidenceItem.district_id)
+
 # The evidence list's keyset order within each scope (migration 0005).
 _WHEN = func.coalesce(EvidenceItem.recorded_start, EvidenceItem.ingested_at)
 Index("ix_evidence_items_district_id_when", EvidenceItem.district_id, _WHEN, EvidenceItem.id)
