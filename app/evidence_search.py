@@ -212,32 +212,30 @@ def _like(text: str) -> str:
 
 
 def _text_match(text: str) -> ColumnElement[bool]:
-    """Every word appears in a tag, the notes, a linked incident's title or the name."""
+    """Every word appears in a tag, the notes, a linked incident's title or the name.
+
+    Tags and incidents are matched in their own (small) tables first and joined to items
+    through their link tables, and names and notes by `lower(...) LIKE`, which trigram
+    indexes serve on PostgreSQL (migration 0010); so a rare word is found from the
+    indexes and a common one by walking the list's order, whichever the planner costs
+    lower, instead of probing every item's tags and incidents."""
     clauses = []
     for word in text.split():
         pattern = _like(word)
-        tagged = exists(
-            select(1)
-            .select_from(evidence_tags.join(Tag, Tag.id == evidence_tags.c.tag_id))
-            .where(
-                evidence_tags.c.evidence_id == EvidenceItem.id,
-                func.lower(Tag.name).like(pattern, escape="\\"),
+        tagged = select(evidence_tags.c.evidence_id).where(
+            evidence_tags.c.tag_id.in_(
+                select(Tag.id).where(func.lower(Tag.name).like(pattern, escape="\\"))
             )
         )
-        titled = exists(
-            select(1)
-            .select_from(
-                incident_evidence.join(Incident, Incident.id == incident_evidence.c.incident_id)
-            )
-            .where(
-                incident_evidence.c.evidence_id == EvidenceItem.id,
-                func.lower(Incident.title).like(pattern, escape="\\"),
+        titled = select(incident_evidence.c.evidence_id).where(
+            incident_evidence.c.incident_id.in_(
+                select(Incident.id).where(func.lower(Incident.title).like(pattern, escape="\\"))
             )
         )
         clauses.append(
             or_(
-                tagged,
-                titled,
+                EvidenceItem.id.in_(tagged),
+                EvidenceItem.id.in_(titled),
                 func.lower(EvidenceItem.notes).like(pattern, escape="\\"),
                 func.lower(EvidenceItem.file_name).like(pattern, escape="\\"),
             )

@@ -192,6 +192,21 @@ class Bookmark(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
+# Text search: on PostgreSQL, trigram GIN indexes on lower(file_name), lower(notes),
+# lower(tags.name) and lower(incidents.title) (migration 0010, pg_trgm; SQLite has none).
+for _name, _column in (
+    ("ix_evidence_items_file_name_trgm", EvidenceItem.file_name),
+    ("ix_evidence_items_notes_trgm", EvidenceItem.notes),
+    ("ix_tags_name_trgm", Tag.name),
+    ("ix_incidents_title_trgm", Incident.title),
+):
+    Index(
+        _name,
+        func.lower(_column).label("lowered"),
+        postgresql_using="gin",
+        postgresql_ops={"lowered": "gin_trgm_ops"},
+    ).ddl_if(dialect="postgresql")
+
 # The fixity alarm on every page counts a district's tampered items (migration 0009).
 Index("ix_evidence_items_integrity", EvidenceItem.integrity, EvidenceItem.district_id)
 
