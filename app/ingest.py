@@ -381,6 +381,8 @@ def _adopt_verified(
     """Store the staged file as it is, if it was read back and verified while arriving
     and the store can take that very file; its digest then stands for the stored object.
     None when it could not be adopted: the caller stores and reads back instead."""
+    if verified is not None and verified.streamed is not None:
+        return _complete_streamed(key, verified)
     adopt = getattr(store, "adopt_file", None)
     if verified is None or adopt is None:
         return None
@@ -396,6 +398,27 @@ def _adopt_verified(
     except NotAdoptable:
         return None
     return digest
+
+
+def _complete_streamed(key: str, verified: Verified) -> vault_core.Digest | None:
+    """Make the parts sent while the upload arrived the object. They are the very bytes
+    that were authenticated and hashed as they were read (S3 checked each part's
+    SHA-256 on arrival, and the object is assembled from exactly those parts), so the
+    digest stands for the stored object without reading it back. None (after aborting)
+    if the parts are not the whole upload or the store refused: store it whole then."""
+    streamed = verified.streamed
+    if streamed.key != key:
+        streamed.abort()
+        return None
+    try:
+        streamed.complete(verified.digest.stored_size)
+    except StorageError as exc:
+        logger.warning(
+            "completing the streamed upload of %s failed (%s); storing it whole", key, exc
+        )
+        streamed.abort()
+        return None
+    return verified.digest
 
 
 def _put_staged(store: Any, key: str, staged: Any, length: int) -> Any:

@@ -24,8 +24,10 @@ import logging
 import os
 import threading
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Protocol
 
 from evidence.crypto import segments
 from evidence.errors import IntegrityError
@@ -34,14 +36,28 @@ from evidence.vault import Digest, digest_chunks
 logger = logging.getLogger(__name__)
 
 READ_SEGMENTS = 4  # sealed segments per read
+PARTS_IN_FLIGHT = 3  # parts being sent to the object store at once, per upload
+
+
+class PartSink(Protocol):
+    """Where the verified bytes also go as they are read (an S3 multipart upload)."""
+
+    part_size: int
+
+    def send(self, number: int, chunk: bytes) -> None: ...
+
+    def abort(self) -> None: ...
 
 
 @dataclass(frozen=True)
 class Verified:
-    """The whole staged file, read back from disk: its digest and its (st_dev, st_ino)."""
+    """The whole staged file, read back from disk: its digest and its (st_dev, st_ino);
+    and, when its bytes were also sent to the store as they were read, the sink that
+    holds every part of them (to be completed as the object)."""
 
     digest: Digest
     inode: tuple[int, int]
+    streamed: Any = None
 
 
 class _Abandoned(Exception):
@@ -50,9 +66,16 @@ class _Abandoned(Exception):
 
 class _Run:
     def __init__(
-        self, path: Path, length: int, dek: bytes, object_id: bytes, idle_seconds: float
+        self,
+        path: Path,
+        length: int,
+        dek: bytes,
+        object_id: bytes,
+        idle_seconds: float,
+        sink: PartSink | None = None,
     ) -> None:
         self.length = length
+        self._sink = sink
         self._path = path
         self._dek = dek
         self._object_id = object_id
@@ -81,10 +104,16 @@ class _Run:
         except OSError:
             self.done.set()
             return
+        sender = _Sender(self._sink) if self._sink is not None else None
         try:
             st = os.fstat(fd)
-            digest = digest_chunks(self._chunks(fd), self._dek, self._object_id, self.length)
-            self.result = Verified(digest, (st.st_dev, st.st_ino))
+            chunks = self._chunks(fd)
+            if sender is not None:
+                chunks = sender.tee(chunks)
+            digest = digest_chunks(chunks, self._dek, self._object_id, self.length)
+            streamed = sender.finish() if sender is not None else None
+            sender = None
+            self.result = Verified(digest, (st.st_dev, st.st_ino), streamed)
         except IntegrityError as failed:
             self.failed = failed
         except (_Abandoned, OSError):
@@ -92,6 +121,8 @@ class _Run:
         except Exception:  # a bug here must never fail an upload: the caller reads back
             logger.exception("live verification of %s stopped", self._path.name)
         finally:
+            if sender is not None:
+                sender.abandon()
             os.close(fd)
             self._dek = b""
             self.done.set()
@@ -130,6 +161,71 @@ class _Run:
                 yield view[:got]
 
 
+class _Sender:
+    """Sends the bytes read back, in parts, to a sink while they are verified: a few
+    parts in flight on threads of their own. A part that fails to send ends streaming
+    (the multipart upload is aborted) but never the verification: the caller then
+    stores the file the ordinary way."""
+
+    def __init__(self, sink: PartSink) -> None:
+        self._sink = sink
+        self._part = bytearray()
+        self._number = 0
+        self._pool = ThreadPoolExecutor(PARTS_IN_FLIGHT, thread_name_prefix="bwc-part")
+        self._in_flight = threading.Semaphore(PARTS_IN_FLIGHT)
+        self._sent: list[Future[None]] = []
+        self._broken = False
+
+    def tee(self, chunks: Iterator[bytes | memoryview]) -> Iterator[bytes | memoryview]:
+        size = self._sink.part_size
+        for chunk in chunks:
+            yield chunk  # verified first; the buffer is refilled only after we copy it
+            if self._broken:
+                continue
+            self._part += chunk
+            while len(self._part) >= size:
+                self._submit(bytes(self._part[:size]))
+                del self._part[:size]
+
+    def _submit(self, data: bytes) -> None:
+        self._number += 1
+        number = self._number
+        self._in_flight.acquire()
+
+        def send() -> None:
+            try:
+                self._sink.send(number, data)
+            finally:
+                self._in_flight.release()
+
+        future = self._pool.submit(send)
+        future.add_done_callback(self._check)
+        self._sent.append(future)
+
+    def _check(self, future: Future[None]) -> None:
+        if future.exception() is not None:
+            self._broken = True
+
+    def finish(self) -> PartSink | None:
+        """Send the last part and wait for all; the sink, or None if streaming failed."""
+        try:
+            if self._part and not self._broken:
+                self._submit(bytes(self._part))
+            for future in self._sent:
+                future.exception()
+        finally:
+            self._pool.shutdown(wait=True)
+        if self._broken or any(f.exception() is not None for f in self._sent):
+            logger.warning("streaming parts to the store failed; the upload is stored whole")
+            self._sink.abort()
+            return None
+        return self._sink
+
+    def abandon(self) -> None:
+        self._pool.shutdown(wait=True)
+        self._sink.abort()
+
+
 class LiveVerifier:
     """This process's running verifications, one per upload id."""
 
@@ -151,10 +247,12 @@ class LiveVerifier:
         offset: int,
         length: int,
         key: Callable[[], tuple[bytes, bytes] | None],
+        sink: Callable[[], PartSink | None] | None = None,
     ) -> None:
         """Bytes [0, offset) of the staged file at path are committed. The first call for
         an upload in this process starts its run; `key` is asked for (data key, object
-        id) only then, and None (the key cannot be unwrapped) starts nothing."""
+        id) only then, and None (the key cannot be unwrapped) starts nothing. `sink`,
+        when given, is asked then too for where the bytes should also be sent."""
         with self._lock:
             table = self._table()
             run = table.get(upload_id)
@@ -166,7 +264,7 @@ class LiveVerifier:
                 if unwrapped is None:
                     return
                 dek, object_id = unwrapped
-                run = _Run(path, length, dek, object_id, self._idle)
+                run = _Run(path, length, dek, object_id, self._idle, sink() if sink else None)
                 table[upload_id] = run
                 run.thread.start()
         run.commit(offset)

@@ -11,6 +11,8 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import logging
+import uuid
 from collections.abc import Iterator
 from datetime import timedelta
 from email.utils import format_datetime
@@ -26,15 +28,17 @@ from app.api.dock_auth import TUS_VERSION, dock_error, dock_required, tus_header
 from app.db import must_get
 from app.declaration import UploadRefused, declare, parse_metadata
 from app.ledger import LedgerService
-from app.live_verify import LiveVerifier
+from app.live_verify import LiveVerifier, PartSink
 from app.receipts import receipt
 from app.staging import CHUNK, Staging, UploadBusy
 from app.vault import INGEST_ALGORITHM, Vault
 from app.web.context import db, now
+from evidence import vault as vault_core
 from evidence.adapters.sql.org import Dock
 from evidence.adapters.sql.vault import Upload
 from evidence.errors import StorageError
 
+logger = logging.getLogger(__name__)
 uploads_api = Blueprint("uploads_api", __name__, url_prefix="/api/v1")
 EXTENSIONS = "creation,checksum,termination,expiration"
 
@@ -267,8 +271,12 @@ def _record_offset(upload_id: str, offset: int) -> None:
 
 def _verify_as_it_arrives(upload_id: str, path: Path, offset: int, length: int) -> None:
     """Let this process read the committed bytes back now, on a thread of its own, when
-    the store can adopt the staged file as it is (app/live_verify.py)."""
-    if not hasattr(_vault().store, "adopt_file"):
+    the store can adopt the staged file as it is, or take its parts as they are read
+    (S3 multipart), so the last PATCH need not store and read back the whole file
+    (app/live_verify.py)."""
+    store = _vault().store
+    begin = getattr(store, "begin_streamed", None)
+    if not hasattr(store, "adopt_file") and begin is None:
         return
 
     def key() -> tuple[bytes, bytes] | None:
@@ -277,7 +285,17 @@ def _verify_as_it_arrives(upload_id: str, path: Path, offset: int, length: int) 
         db().rollback()
         return found
 
-    _live().committed(upload_id, path, offset, length, key)
+    def sink() -> PartSink | None:
+        if begin is None:
+            return None
+        try:
+            streamed: PartSink = begin(vault_core.original_key(str(uuid.UUID(upload_id))))
+        except StorageError as exc:
+            logger.warning("upload %s: not streaming to the store: %s", upload_id, exc)
+            return None
+        return streamed
+
+    _live().committed(upload_id, path, offset, length, key, sink)
 
 
 def _finish(upload_id: str, offset: int) -> ResponseReturnValue:

@@ -7,6 +7,7 @@ import contextlib
 import hashlib
 import logging
 import secrets
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any, BinaryIO
@@ -178,6 +179,19 @@ class S3ObjectStore:
         if self._find(name, key) is not None:
             raise StorageError(f"object {key} already exists (write-once)")
         return self._upload(name, key, src, size, self._lock_args(retain_until))
+
+    def begin_streamed(self, key: str) -> StreamedPut:
+        """Start a multipart upload that is fed parts as they become known (an upload
+        still arriving); `StreamedPut.complete` makes it the object, write-once."""
+        check_key(key)
+        name = self.prefix + key
+        if self._find(name, key) is not None:
+            raise StorageError(f"object {key} already exists (write-once)")
+        with _translated("start an upload of", key):
+            upload_id = self.client.create_multipart_upload(
+                Bucket=self.bucket, Key=name, ChecksumAlgorithm="SHA256"
+            )["UploadId"]
+        return StreamedPut(self, name, key, upload_id)
 
     def extend_retention(self, key: str, until: datetime) -> None:
         """Lock the current version until at least `until`; a later date already in place
@@ -462,6 +476,62 @@ class S3ObjectStore:
     def _check_size(key: str, size: int | None, count: int) -> None:
         if size is not None and size != count:
             raise StorageError(f"{key}: read {count} bytes, expected {size}")
+
+
+class StreamedPut:
+    """One multipart upload fed part by part, possibly from several threads.
+
+    Parts carry SHA-256 checksums that S3 checks on arrival; `complete` checks the
+    part count against the bytes sent and assembles the object with If-None-Match, so
+    what S3 holds is exactly the parts' bytes. Anything short of `complete` should end
+    in `abort` (a bucket lifecycle rule is the backstop, as for every multipart)."""
+
+    def __init__(self, store: S3ObjectStore, name: str, key: str, upload_id: str) -> None:
+        self.part_size = store.part_size
+        self.key = key
+        self._store, self._name, self._upload_id = store, name, upload_id
+        self._parts: dict[int, dict[str, Any]] = {}
+        self._sizes: dict[int, int] = {}
+        self._lock = threading.Lock()
+
+    def send(self, number: int, chunk: bytes) -> None:
+        """Upload part `number` (1-based); every part but the last is `part_size` long."""
+        if not 1 <= number <= MAX_PARTS:
+            raise StorageError(f"{self.key}: part {number} is outside 1..{MAX_PARTS}")
+        part = self._store._upload_part(self._name, self.key, self._upload_id, number, chunk)
+        with self._lock:
+            self._parts[number], self._sizes[number] = part, len(chunk)
+
+    def complete(self, size: int) -> str:
+        """Assemble the object from parts 1..N covering exactly `size` bytes; returns
+        the composite SHA-256 checksum S3 holds for it."""
+        with self._lock:
+            numbers = sorted(self._parts)
+            sizes = [self._sizes[n] for n in numbers]
+            parts = [self._parts[n] for n in numbers]
+        if numbers != list(range(1, len(numbers) + 1)) or sum(sizes) != size:
+            raise StorageError(f"{self.key}: the parts sent do not cover {size} bytes")
+        if any(n != self.part_size for n in sizes[:-1]):
+            raise StorageError(f"{self.key}: a part before the last is not full size")
+        composite = hashlib.sha256(
+            b"".join(base64.b64decode(part["ChecksumSHA256"]) for part in parts)
+        ).digest()
+        checksum = base64.b64encode(composite).decode("ascii")
+        with self._store._write_once(
+            "complete the upload of", self._name, self.key, (checksum, size, {})
+        ):
+            self._store.client.complete_multipart_upload(
+                Bucket=self._store.bucket,
+                Key=self._name,
+                UploadId=self._upload_id,
+                MultipartUpload={"Parts": parts},
+                IfNoneMatch="*",
+            )
+        logger.debug("stored %s (%d bytes, %d parts, streamed)", self.key, size, len(parts))
+        return checksum
+
+    def abort(self) -> None:
+        self._store._abort(self._name, self.key, self._upload_id)
 
 
 def self_check(store: S3ObjectStore, *, now: datetime | None = None) -> None:

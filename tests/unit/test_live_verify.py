@@ -129,3 +129,71 @@ def test_discard_stops_a_waiting_run(tmp_path: Path) -> None:
     run.thread.join(timeout=10)
     assert not run.thread.is_alive()
     assert verifier.finish("u1", wait_seconds=1) is None
+
+
+class _Sink:
+    """Records the parts it is sent; can be told to fail one."""
+
+    def __init__(self, part_size: int, fail_at: int | None = None) -> None:
+        self.part_size = part_size
+        self.parts: dict[int, bytes] = {}
+        self.aborted = False
+        self._fail_at = fail_at
+        self._lock = threading.Lock()
+
+    def send(self, number: int, chunk: bytes) -> None:
+        if number == self._fail_at:
+            raise OSError("the store went away")
+        with self._lock:
+            self.parts[number] = bytes(chunk)
+
+    def abort(self) -> None:
+        self.aborted = True
+
+
+@pytest.mark.parametrize("step", [777, 3 * SEGMENT, 10**9])
+def test_bytes_read_back_are_also_sent_as_parts_in_order(tmp_path: Path, step: int) -> None:
+    _, ciphertext, dek, oid = _sealed(9 * SEGMENT + 5)
+    sink = _Sink(part_size=2 * SEGMENT + 10)
+    path, verifier = tmp_path / "u1", LiveVerifier()
+    with path.open("ab") as handle:
+        for start in range(0, len(ciphertext), step):
+            handle.write(ciphertext[start : start + step])
+            handle.flush()
+            verifier.committed(
+                "u1", path, handle.tell(), len(ciphertext), lambda: (dek, oid), lambda: sink
+            )
+    verified = verifier.finish("u1", wait_seconds=30)
+    assert verified is not None and verified.streamed is sink and not sink.aborted
+    numbers = sorted(sink.parts)
+    assert numbers == list(range(1, len(numbers) + 1))
+    assert all(len(sink.parts[n]) == sink.part_size for n in numbers[:-1])
+    assert b"".join(sink.parts[n] for n in numbers) == ciphertext
+
+
+def test_a_part_that_fails_to_send_ends_streaming_but_not_verification(
+    tmp_path: Path,
+) -> None:
+    _, ciphertext, dek, oid = _sealed(9 * SEGMENT)
+    sink = _Sink(part_size=2 * SEGMENT, fail_at=2)
+    path, verifier = tmp_path / "u1", LiveVerifier()
+    path.write_bytes(ciphertext)
+    verifier.committed(
+        "u1", path, len(ciphertext), len(ciphertext), lambda: (dek, oid), lambda: sink
+    )
+    verified = verifier.finish("u1", wait_seconds=30)
+    assert verified is not None and verified.streamed is None and sink.aborted
+    assert verified.digest.stored_sha256 == hashlib.sha256(ciphertext).hexdigest()
+
+
+def test_a_tampered_upload_aborts_what_was_streamed(tmp_path: Path) -> None:
+    _, ciphertext, dek, oid = _sealed(6 * SEGMENT)
+    broken = bytearray(ciphertext)
+    broken[4 * SEGMENT] ^= 1
+    sink = _Sink(part_size=SEGMENT)
+    path, verifier = tmp_path / "u1", LiveVerifier()
+    path.write_bytes(bytes(broken))
+    verifier.committed("u1", path, len(broken), len(broken), lambda: (dek, oid), lambda: sink)
+    with pytest.raises(IntegrityError):
+        verifier.finish("u1", wait_seconds=30)
+    assert sink.aborted
