@@ -274,7 +274,12 @@ def test_keyset_pages_visit_every_item_once_in_order_even_with_equal_times(
     assert keys == sorted(keys, reverse=sort.endswith("desc"))
 
 
-def test_filters_and_text_search_narrow_the_list(web: Flask, world: World, docks: Docks) -> None:
+@pytest.mark.parametrize("few_matches", [50_000, 0], ids=["looked-up", "walked"])
+def test_filters_and_text_search_narrow_the_list(
+    web: Flask, world: World, docks: Docks, few_matches: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Both search plans (rare words looked up in the indexes, common ones walked).
+    monkeypatch.setattr("app.evidence_search.FEW_MATCHES", few_matches)
     ids = _bulk(world, 30)
     database = Database(world.settings.database_url)
     try:
