@@ -19,6 +19,7 @@ from app.accounts import admin as accounts
 from app.db import Database, upgrade
 from app.settings import Settings
 from evidence.roles import Grant, Role
+from tests.e2e.vault_support import Docks, equip
 from tests.fast_hashing import fast_password_hashing  # noqa: F401
 
 PASSWORD = "correct horse battery staple"
@@ -117,6 +118,27 @@ def app(world: World) -> Iterator[Flask]:
     flask_app = create_app(world.settings)
     yield flask_app
     flask_app.extensions["bwc.db"].dispose()
+
+
+@pytest.fixture
+def docks(world: World) -> Docks:
+    """A keyring, ingest key, a camera and an enrolled dock at each school."""
+    return equip(world.settings)
+
+
+@pytest.fixture
+def web(world: World, docks: Docks) -> Iterator[Flask]:
+    """The app with docks equipped and no background threads."""
+    flask_app = create_app(world.settings, start_worker=False)
+    yield flask_app
+    flask_app.extensions["bwc.db"].dispose()
+
+
+def signed_in(flask_app: Flask, world: World, who: str) -> FlaskClient:
+    """A client of flask_app signed in (password and TOTP) as world's person `who`."""
+    client = flask_app.test_client()
+    sign_in(client, world.people[who])
+    return client
 
 
 @pytest.fixture

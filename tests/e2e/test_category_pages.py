@@ -12,30 +12,11 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
-from app import create_app
 from audit.adapters.sql import AuditEventRow
 from evidence.adapters.sql.items import Category, EvidenceItem
-from tests.e2e.conftest import World, csrf_token, sign_in
+from tests.e2e.conftest import World, csrf_token, signed_in
 from tests.e2e.test_evidence_pages import _upload
-from tests.e2e.vault_support import Docks, equip
-
-
-@pytest.fixture
-def docks(world: World) -> Docks:
-    return equip(world.settings)
-
-
-@pytest.fixture
-def web(world: World, docks: Docks) -> Any:
-    flask_app = create_app(world.settings, start_worker=False)
-    yield flask_app
-    flask_app.extensions["bwc.db"].dispose()
-
-
-def _client(web: Flask, world: World, who: str) -> FlaskClient:
-    client = web.test_client()
-    sign_in(client, world.people[who])
-    return client
+from tests.e2e.vault_support import Docks
 
 
 def _categories(web: Flask) -> dict[str, Category]:
@@ -61,7 +42,7 @@ def _add(client: FlaskClient, name: str, description: str = "") -> Any:
 def test_an_administrator_adds_renames_retires_and_restores_a_category(
     web: Flask, world: World
 ) -> None:
-    admin = _client(web, world, "admin")
+    admin = signed_in(web, world, "admin")
     assert 'href="/admin/categories"' in admin.get("/home").get_data(as_text=True)
     assert "No categories yet" in admin.get("/admin/categories").get_data(as_text=True)
     added = _add(admin, "  Use   of force ", "Any restraint.")
@@ -96,7 +77,7 @@ def test_an_administrator_adds_renames_retires_and_restores_a_category(
 
 
 def test_bad_names_are_refused_and_names_are_escaped(web: Flask, world: World) -> None:
-    admin = _client(web, world, "admin")
+    admin = signed_in(web, world, "admin")
     assert _add(admin, "").status_code == 400  # the form says a name is required
     assert _add(admin, "x" * 101).status_code == 400
     bell = _add(admin, "bell\x07")
@@ -109,13 +90,13 @@ def test_bad_names_are_refused_and_names_are_escaped(web: Flask, world: World) -
 def test_a_retired_category_stays_on_items_but_is_not_offered(
     web: Flask, world: World, docks: Docks
 ) -> None:
-    admin = _client(web, world, "admin")
+    admin = signed_in(web, world, "admin")
     _add(admin, "Safeguarding concern")
     _add(admin, "No incident")
     cats = _categories(web)
     safeguarding, routine = cats["Safeguarding concern"], cats["No incident"]
     evidence_id = _upload(web, docks, south=False, plaintext=os.urandom(3000))
-    supervisor = _client(web, world, "supervisor")
+    supervisor = signed_in(web, world, "supervisor")
     item_url = f"/evidence/{evidence_id}"
     token = csrf_token(supervisor, item_url)
     supervisor.post(
@@ -146,10 +127,10 @@ def test_a_retired_category_stays_on_items_but_is_not_offered(
 
 @pytest.mark.parametrize("who", ["supervisor", "records", "oversight", "wearer", "north-admin"])
 def test_only_district_administrators_reach_categories(web: Flask, world: World, who: str) -> None:
-    admin = _client(web, world, "admin")
+    admin = signed_in(web, world, "admin")
     _add(admin, "Incident")
     category = _categories(web)["Incident"]
-    other = _client(web, world, who)
+    other = signed_in(web, world, who)
     assert 'href="/admin/categories"' not in other.get("/home").get_data(as_text=True)
     assert other.get("/admin/categories").status_code in (403, 404)
     token = csrf_token(other, "/account")
@@ -175,7 +156,7 @@ def test_another_districts_category_answers_404(web: Flask, world: World) -> Non
         session.add(theirs)
         session.flush()
         theirs_id = theirs.id
-    admin = _client(web, world, "admin")
+    admin = signed_in(web, world, "admin")
     token = csrf_token(admin, "/admin/categories")
     assert "Theirs" not in admin.get("/admin/categories").get_data(as_text=True)
     for path in (f"/admin/categories/{theirs_id}", f"/admin/categories/{theirs_id}/retire"):

@@ -8,14 +8,12 @@ import os
 import re
 import uuid
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import insert, select
 
-from app import create_app
 from app.db import Database
 from audit import offline_verify
 from evidence.adapters.sql.items import (
@@ -27,29 +25,16 @@ from evidence.adapters.sql.items import (
     incident_evidence,
 )
 from evidence.adapters.sql.org import Camera, Wearer
-from tests.e2e.conftest import World, sign_in
+from tests.e2e.conftest import World, signed_in
 from tests.e2e.vault_support import (
     NORTH_CAMERA,
     SOUTH_CAMERA,
     Docks,
-    equip,
     seal,
     tus_headers,
 )
 
 NOW = datetime(2026, 11, 3, 9, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-def docks(world: World) -> Docks:
-    return equip(world.settings)
-
-
-@pytest.fixture
-def web(world: World, docks: Docks) -> Any:
-    flask_app = create_app(world.settings, start_worker=False)
-    yield flask_app
-    flask_app.extensions["bwc.db"].dispose()
 
 
 def _upload(app: Flask, docks: Docks, *, south: bool, plaintext: bytes) -> str:
@@ -87,12 +72,6 @@ def items(web: Flask, docks: Docks) -> dict[str, str]:
     }
 
 
-def _client(web: Flask, world: World, who: str) -> FlaskClient:
-    client = web.test_client()
-    sign_in(client, world.people[who])
-    return client
-
-
 def _ids_on(page: str) -> list[str]:
     return re.findall(r'href="/evidence/([0-9a-f-]{36})"', page)
 
@@ -108,11 +87,11 @@ def test_each_role_lists_only_what_it_may_view(
         "records": {items["north"], items["south"]},
     }
     for who, visible in expected.items():
-        page = _client(web, world, who).get("/evidence")
+        page = signed_in(web, world, who).get("/evidence")
         assert page.status_code == 200, who
         assert set(_ids_on(page.get_data(as_text=True))) == visible, who
     for who in ("oversight", "admin"):
-        assert _client(web, world, who).get("/evidence").status_code == 403, who
+        assert signed_in(web, world, who).get("/evidence").status_code == 403, who
 
 
 def test_another_schools_or_wearers_item_is_404_by_page_stream_api_and_proof(
@@ -120,7 +99,7 @@ def test_another_schools_or_wearers_item_is_404_by_page_stream_api_and_proof(
 ) -> None:
     south = items["south"]
     for who in ("wearer", "supervisor", "oversight", "admin"):
-        client = _client(web, world, who)
+        client = signed_in(web, world, who)
         for url in (
             f"/evidence/{south}",
             f"/evidence/{south}?purpose=investigation",
@@ -135,7 +114,7 @@ def test_playback_waits_for_a_purpose_and_the_viewing_joins_the_custody_timeline
     web: Flask, world: World, items: dict[str, str]
 ) -> None:
     north = items["north"]
-    client = _client(web, world, "supervisor")
+    client = signed_in(web, world, "supervisor")
     first = client.get(f"/evidence/{north}").get_data(as_text=True)
     assert 'id="purpose-form"' in first and "<video" not in first
     chosen = client.get(f"/evidence/{north}?purpose=incident_review&note=IR-7")
@@ -153,14 +132,14 @@ def test_playback_waits_for_a_purpose_and_the_viewing_joins_the_custody_timeline
     assert row, timeline
     assert "evidence.streamed" in row.group(0) and "supervisor" in row.group(0)
     assert "Reviewing an incident" in row.group(0) and "IR-7" in row.group(0)
-    other = _client(web, world, "records")
+    other = signed_in(web, world, "records")
     assert "<video" not in other.get(f"/evidence/{north}").get_data(as_text=True)
 
 
 def test_the_wearer_watching_their_own_recording_sees_no_watermark(
     web: Flask, world: World, items: dict[str, str]
 ) -> None:
-    client = _client(web, world, "wearer")
+    client = signed_in(web, world, "wearer")
     page = client.get(f"/evidence/{items['north']}?purpose=wearer_review").get_data(as_text=True)
     assert "<video" in page and 'class="watermark"' not in page
 
@@ -168,7 +147,7 @@ def test_the_wearer_watching_their_own_recording_sees_no_watermark(
 def test_a_purpose_outside_the_list_or_an_overlong_note_is_refused(
     web: Flask, world: World, items: dict[str, str]
 ) -> None:
-    client = _client(web, world, "supervisor")
+    client = signed_in(web, world, "supervisor")
     assert client.get(f"/evidence/{items['north']}?purpose=curiosity").status_code == 400
     long_note = "x" * 600
     url = f"/evidence/{items['north']}?purpose=investigation&note={long_note}"
@@ -179,7 +158,7 @@ def test_a_custody_proof_downloads_and_verifies_offline(
     web: Flask, world: World, items: dict[str, str]
 ) -> None:
     web.extensions["bwc.ledger"].checkpoint_all()
-    client = _client(web, world, "records")
+    client = signed_in(web, world, "records")
     timeline = client.get(f"/evidence/{items['south']}").get_data(as_text=True)
     links = re.findall(r'href="(/evidence/[^"]+/custody/(\d+)/proof)"', timeline)
     assert len(links) == 2  # received and verified, both in the signed checkpoint
@@ -261,7 +240,7 @@ def test_keyset_pages_visit_every_item_once_in_order_even_with_equal_times(
     web: Flask, world: World, docks: Docks, sort: str
 ) -> None:
     ids = _bulk(world, 123, same_time=60)
-    seen = _walk(_client(web, world, "supervisor"), f"/evidence?sort={sort}")
+    seen = _walk(signed_in(web, world, "supervisor"), f"/evidence?sort={sort}")
     assert sorted(seen) == sorted(ids) and len(seen) == len(set(seen))
     database = Database(world.settings.database_url)
     try:
@@ -314,7 +293,7 @@ def test_filters_and_text_search_narrow_the_list(
             incident_id, category_id = incident.id, category.id
     finally:
         database.dispose()
-    client = _client(web, world, "supervisor")
+    client = signed_in(web, world, "supervisor")
 
     def listed(query: str) -> set[str]:
         page = client.get("/evidence?" + query)
@@ -354,7 +333,7 @@ def test_filters_and_text_search_narrow_the_list(
 def test_bad_list_queries_get_a_clear_error(
     web: Flask, world: World, docks: Docks, query: str
 ) -> None:
-    page = _client(web, world, "supervisor").get("/evidence?" + query)
+    page = signed_in(web, world, "supervisor").get("/evidence?" + query)
     assert page.status_code == 400
     assert 'role="alert"' in page.get_data(as_text=True)
 
@@ -383,7 +362,7 @@ def test_camera_and_user_supplied_text_renders_escaped(
             wearer.display_name = evil
     finally:
         database.dispose()
-    client = _client(web, world, "supervisor")
+    client = signed_in(web, world, "supervisor")
     for url in ("/evidence", f"/evidence/{ids[0]}"):
         page = client.get(url).get_data(as_text=True)
         assert "<script>alert" not in page, url
@@ -416,7 +395,7 @@ def test_tags_category_and_bookmarks_are_saved_shown_and_logged(
             category_id = category.id
     finally:
         database.dispose()
-    client = _client(web, world, "supervisor")
+    client = signed_in(web, world, "supervisor")
     page = f"/evidence/{north}"
     added = _post(client, page, f"{page}/tags", {"tag": "  Corridor   Fight "})
     assert added.status_code == 302
@@ -463,7 +442,7 @@ def test_tags_category_and_bookmarks_are_saved_shown_and_logged(
 def test_bad_annotations_are_refused_with_a_message_and_change_nothing(
     web: Flask, world: World, items: dict[str, str], path: str, data: dict[str, str], message: str
 ) -> None:
-    client = _client(web, world, "supervisor")
+    client = signed_in(web, world, "supervisor")
     page = f"/evidence/{items['north']}"
     answer = _post(client, page, f"{page}/{path}", data)
     assert answer.status_code == 302
@@ -478,9 +457,9 @@ def test_annotating_needs_the_form_token_and_the_right_to_the_item(
     web: Flask, world: World, items: dict[str, str]
 ) -> None:
     north = items["north"]
-    client = _client(web, world, "supervisor")
+    client = signed_in(web, world, "supervisor")
     assert client.post(f"/evidence/{north}/tags", data={"tag": "x"}).status_code == 400  # no CSRF
-    other = _client(web, world, "south-supervisor")
+    other = signed_in(web, world, "south-supervisor")
     own = f"/evidence/{items['south']}"
     token = re.search(r'name="csrf_token" value="([^"]+)"', other.get(own).get_data(as_text=True))
     assert token
@@ -490,7 +469,7 @@ def test_annotating_needs_the_form_token_and_the_right_to_the_item(
             data={"csrf_token": token.group(1), "tag": "x", "at": "1", "note": "x"},
         )
         assert answer.status_code == 404, path
-    wearer = _client(web, world, "wearer")  # wearers tag and categorise their own clips
+    wearer = signed_in(web, world, "wearer")  # wearers tag and categorise their own clips
     assert (
         _post(wearer, f"/evidence/{north}", f"/evidence/{north}/tags", {"tag": "mine"}).status_code
         == 302
@@ -519,7 +498,7 @@ def _new_incident(client: FlaskClient, school_id: int, number: str, title: str, 
 def test_an_incident_is_recorded_linked_to_footage_and_shown_escaped(
     web: Flask, world: World, items: dict[str, str]
 ) -> None:
-    client = _client(web, world, "supervisor")
+    client = signed_in(web, world, "supervisor")
     north = items["north"]
     evil = '<img src=x onerror="alert(1)">Fight'
     made = _new_incident(client, world.schools["NHS"], "NHS-1", evil)
@@ -546,7 +525,7 @@ def test_an_incident_is_recorded_linked_to_footage_and_shown_escaped(
     )
     assert "ends before it starts" in backwards.get_data(as_text=True)
     # Another school's supervisor cannot see it, link to it or create at North.
-    other = _client(web, world, "south-supervisor")
+    other = signed_in(web, world, "south-supervisor")
     assert other.get(incident_url).status_code == 404
     assert "NHS-1" not in other.get("/incidents").get_data(as_text=True)
     assert _new_incident(other, world.schools["NHS"], "NHS-3", "t").status_code == 400
@@ -558,14 +537,14 @@ def test_an_incident_is_recorded_linked_to_footage_and_shown_escaped(
         as_text=True
     )
     for who in ("wearer", "oversight", "admin"):
-        assert _client(web, world, who).get("/incidents").status_code == 403, who
+        assert signed_in(web, world, who).get("/incidents").status_code == 403, who
 
 
 def test_bulk_actions_change_every_selected_item_or_none(
     web: Flask, world: World, docks: Docks, items: dict[str, str]
 ) -> None:
     ids = _bulk(world, 3)
-    client = _client(web, world, "records")
+    client = signed_in(web, world, "records")
     tagged = _post(
         client,
         "/evidence",
@@ -575,7 +554,7 @@ def test_bulk_actions_change_every_selected_item_or_none(
     assert tagged.status_code == 302
     assert set(_ids_on(client.get("/evidence?tag=reviewed").get_data(as_text=True))) == set(ids[:2])
     # The north supervisor selecting a South item changes nothing and learns nothing.
-    supervisor = _client(web, world, "supervisor")
+    supervisor = signed_in(web, world, "supervisor")
     mixed = _post(
         supervisor,
         "/evidence",
@@ -606,7 +585,7 @@ def test_a_file_that_is_not_a_recording_offers_no_player(
             item.media_type, item.object_id = "text/plain", "00" * 16
     finally:
         database.dispose()
-    client = _client(web, world, "supervisor")
+    client = signed_in(web, world, "supervisor")
     page = client.get(f"/evidence/{ids[0]}?purpose=audit").get_data(as_text=True)
     assert "<video" not in page and "not a recording (text/plain)" in page
 
@@ -617,7 +596,7 @@ def test_long_wearer_and_camera_lists_are_asked_for_by_badge_and_serial(
     from app.web import evidence_pages
 
     monkeypatch.setattr(evidence_pages, "MAX_CHOICES", 0)
-    records = _client(web, world, "records")
+    records = signed_in(web, world, "records")
     page = records.get("/evidence").get_data(as_text=True)
     assert 'name="wearer"' in page and 'name="camera"' in page
     assert 'name="wearer_id"' not in page
@@ -631,7 +610,7 @@ def test_long_wearer_and_camera_lists_are_asked_for_by_badge_and_serial(
         as_text=True
     )
     # Another school's badge is not found for a supervisor, as if it did not exist.
-    outsider = _client(web, world, "south-supervisor")
+    outsider = signed_in(web, world, "south-supervisor")
     hidden = outsider.get("/evidence?wearer=WEARER")
     assert hidden.status_code == 400 and _ids_on(hidden.get_data(as_text=True)) == []
     assert "no wearer with badge WEARER" in hidden.get_data(as_text=True)

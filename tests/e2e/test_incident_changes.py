@@ -6,36 +6,16 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
-from app import create_app
 from audit.adapters.sql import AuditEventRow
 from evidence.adapters.sql.items import Incident, incident_evidence
 from evidence.adapters.sql.org import Wearer
-from tests.e2e.conftest import World, csrf_token, sign_in
+from tests.e2e.conftest import World, csrf_token, signed_in
 from tests.e2e.test_evidence_pages import _new_incident, _post, _upload
-from tests.e2e.vault_support import Docks, equip
-
-
-@pytest.fixture
-def docks(world: World) -> Docks:
-    return equip(world.settings)
-
-
-@pytest.fixture
-def web(world: World, docks: Docks) -> Any:
-    flask_app = create_app(world.settings, start_worker=False)
-    yield flask_app
-    flask_app.extensions["bwc.db"].dispose()
-
-
-def _client(web: Flask, world: World, who: str) -> FlaskClient:
-    client = web.test_client()
-    sign_in(client, world.people[who])
-    return client
+from tests.e2e.vault_support import Docks
 
 
 def _incident(web: Flask, incident_id: str) -> Incident:
@@ -61,7 +41,7 @@ def _made(client: FlaskClient, world: World) -> str:
 def test_a_supervisor_changes_an_incident_and_each_change_is_logged(
     web: Flask, world: World
 ) -> None:
-    supervisor = _client(web, world, "supervisor")
+    supervisor = signed_in(web, world, "supervisor")
     incident_id = _made(supervisor, world)
     edit = f"/incidents/{incident_id}/edit"
     form = supervisor.get(edit).get_data(as_text=True)
@@ -131,7 +111,7 @@ def test_a_closed_incident_takes_no_more_footage_until_reopened(
 ) -> None:
     import os
 
-    supervisor = _client(web, world, "supervisor")
+    supervisor = signed_in(web, world, "supervisor")
     incident_id = _made(supervisor, world)
     first = _upload(web, docks, south=False, plaintext=os.urandom(3000))
     second = _upload(web, docks, south=False, plaintext=os.urandom(3100))
@@ -189,9 +169,9 @@ def test_a_closed_incident_takes_no_more_footage_until_reopened(
 
 
 def test_other_schools_and_roles_cannot_change_or_close(web: Flask, world: World) -> None:
-    supervisor = _client(web, world, "supervisor")
+    supervisor = signed_in(web, world, "supervisor")
     incident_id = _made(supervisor, world)
-    outsider = _client(web, world, "south-supervisor")
+    outsider = signed_in(web, world, "south-supervisor")
     assert outsider.get(f"/incidents/{incident_id}/edit").status_code == 404
     token = csrf_token(outsider, "/evidence")
     for action in ("close", "reopen", "edit"):
@@ -203,7 +183,7 @@ def test_other_schools_and_roles_cannot_change_or_close(web: Flask, world: World
     assert _incident(web, incident_id).closed_at is None
     assert _incident(web, incident_id).title == "Corridor argument"
     for who in ("wearer", "oversight", "admin"):
-        assert _client(web, world, who).get(f"/incidents/{incident_id}/edit").status_code in (
+        assert signed_in(web, world, who).get(f"/incidents/{incident_id}/edit").status_code in (
             403,
             404,
         )

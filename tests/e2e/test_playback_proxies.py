@@ -15,7 +15,6 @@ from typing import Any
 
 import pytest
 from flask import Flask
-from flask.testing import FlaskClient
 from sqlalchemy import select, update
 
 from app import create_app, jobs
@@ -26,36 +25,18 @@ from audit.adapters.sql import AuditEventRow
 from evidence.adapters.sql.items import Derivative, EvidenceItem
 from evidence.adapters.sql.jobs import Job
 from evidence.media.probe import probe
-from tests.e2e.conftest import World, csrf_token, sign_in
+from tests.e2e.conftest import World, csrf_token, signed_in
 from tests.e2e.test_evidence_pages import _upload
-from tests.e2e.vault_support import Docks, equip
+from tests.e2e.vault_support import Docks
 from tests.media_factory import make_clip
 
 PURPOSE = "purpose=incident_review"
-
-
-@pytest.fixture
-def docks(world: World) -> Docks:
-    return equip(world.settings)
-
-
-@pytest.fixture
-def web(world: World, docks: Docks) -> Any:
-    flask_app = create_app(world.settings, start_worker=False)
-    yield flask_app
-    flask_app.extensions["bwc.db"].dispose()
 
 
 def _ctx(web: Flask) -> JobContext:
     return JobContext(
         web.extensions["bwc.settings"], web.extensions["bwc.db"], web.extensions["bwc.vault"]
     )
-
-
-def _client(web: Flask, world: World, who: str) -> FlaskClient:
-    client = web.test_client()
-    sign_in(client, world.people[who])
-    return client
 
 
 def _jobs_of(web: Flask, evidence_id: str) -> list[Job]:
@@ -136,7 +117,7 @@ def test_an_hevc_original_gets_a_verified_proxy_and_stays_exactly_as_it_was(
     assert {m["media_sha256"] for m in made} == {proxy.sha256}
 
     # The player streams the proxy: ranged, and its bytes are the recorded hash.
-    supervisor = _client(web, world, "supervisor")
+    supervisor = signed_in(web, world, "supervisor")
     page = supervisor.get(f"/evidence/{evidence_id}?{PURPOSE}").get_data(as_text=True)
     assert "rendition=proxy" in page and "Playing a browser copy" in page
     assert proxy.sha256 in page and original_sha in page
@@ -160,7 +141,7 @@ def test_an_hevc_original_gets_a_verified_proxy_and_stays_exactly_as_it_was(
     assert details["rendition"] == "proxy" and details["derivative"] == proxy.id
 
     # The original is still what downloads; a proxy is never offered as a download.
-    records = _client(web, world, "records")
+    records = signed_in(web, world, "records")
     assert (
         records.get(f"/evidence/{evidence_id}/download?{PURPOSE}&rendition=proxy").status_code
         == 404
@@ -169,7 +150,7 @@ def test_an_hevc_original_gets_a_verified_proxy_and_stays_exactly_as_it_was(
     assert hashlib.sha256(download.get_data()).hexdigest() == original_sha
 
     # Another school's people cannot reach the proxy either.
-    outsider = _client(web, world, "south-supervisor")
+    outsider = signed_in(web, world, "south-supervisor")
     assert outsider.get(stream).status_code == 404
     assert jobs.work_once(_ctx(web)) == 0  # nothing left to do
 
@@ -181,7 +162,7 @@ def test_an_original_browsers_play_gets_no_proxy(web: Flask, world: World, docks
     [job] = _jobs_of(web, evidence_id)
     assert job.status == "done" and job.result["needed"] is False
     assert _proxy(web, evidence_id) is None
-    page = _client(web, world, "supervisor").get(f"/evidence/{evidence_id}?{PURPOSE}")
+    page = signed_in(web, world, "supervisor").get(f"/evidence/{evidence_id}?{PURPOSE}")
     text = page.get_data(as_text=True)
     assert f"/evidence/{evidence_id}/stream?" in text and "rendition=proxy" not in text
 
@@ -206,7 +187,7 @@ def test_an_unreadable_video_fails_with_a_reason_and_can_be_asked_for_again(
     assert _proxy(web, evidence_id) is None
     assert "evidence.derivative_failed" in [leaf["type"] for leaf in _leaves(web, evidence_id)]
 
-    supervisor = _client(web, world, "supervisor")
+    supervisor = signed_in(web, world, "supervisor")
     url = f"/evidence/{evidence_id}?{PURPOSE}"
     page = supervisor.get(url).get_data(as_text=True)
     assert "A browser copy could not be made: not a readable recording" in page
@@ -216,7 +197,7 @@ def test_an_unreadable_video_fails_with_a_reason_and_can_be_asked_for_again(
     assert [j.status for j in _jobs_of(web, evidence_id)] == ["failed", "queued"]
     twice = supervisor.post(f"/evidence/{evidence_id}/playback-copy", data={"csrf_token": token})
     assert twice.status_code == 302 and len(_jobs_of(web, evidence_id)) == 2  # one at a time
-    outsider = _client(web, world, "south-supervisor")
+    outsider = signed_in(web, world, "south-supervisor")
     other_token = csrf_token(outsider, "/evidence")
     refused = outsider.post(
         f"/evidence/{evidence_id}/playback-copy", data={"csrf_token": other_token}
