@@ -125,16 +125,18 @@ def where_time_goes(d: dict[str, Any], patch_bytes: int) -> list[str]:
     lines.append(
         f"S3 {size_text(up['plaintext_bytes'])}: {up['seconds']:.1f} s = PATCHes "
         f"{q['bytes_s']:.1f} s ({q['bytes_MB_per_s']:,.0f} MB/s) + the last PATCH "
-        f"{q['last_patch_s']:.1f} s (it sends the staged file in 16 MiB parts one after "
-        "another, each SHA-256'd, completes the multipart upload, then GETs the object back "
-        f"and verifies it) + receipt {up['receipt_s'] * 1e3:.0f} ms. Less its "
+        f"{q['last_patch_s']:.1f} s (parts are sent to S3 while the PATCHes arrive, 16 MiB "
+        "each and 3 at a time, from the read that verifies them; the last PATCH waits for "
+        "the parts still in flight and completes the multipart upload; an upload that "
+        "could not be streamed is stored whole and read back) + receipt "
+        f"{up['receipt_s'] * 1e3:.0f} ms. Less its "
         f"{aws['startup_s']:.1f} s start-up, `aws s3 cp` puts the same bytes in {put:.1f} s "
         f"(8 MiB parts, 10 at a time), and one boto3 GetObject streams them back in "
         f"{get:.1f} s. Receiving the whole upload first, then storing at the CLI's pace, then "
         f"reading back would take {q['bytes_s'] + put + get:.1f} s, "
         f"{(q['bytes_s'] + put + get) / cp:.2f}× the CLI's time"
         + (
-            ": the 0.9 goal needs parts sent to S3 while the PATCHes arrive. "
+            ": what is left is waiting on moto's puts after the bytes arrived. "
             if cp / (q["bytes_s"] + put + get) < 0.9
             else ". "
         )
