@@ -27,6 +27,7 @@ from sqlalchemy import (
     func,
     or_,
     select,
+    tuple_,
     union,
     union_all,
 )
@@ -372,14 +373,10 @@ def search(session: Session, scope: Scope, filters: Filters, cursor: str | None 
     query = filtered(scope, filters, session)
     if cursor:
         after, after_id = decode_cursor(cursor)
-        if descending:
-            query = query.where(
-                or_(column < after, and_(column == after, EvidenceItem.id < after_id))
-            )
-        else:
-            query = query.where(
-                or_(column > after, and_(column == after, EvidenceItem.id > after_id))
-            )
+        # A row comparison, which PostgreSQL uses as an index condition on (…, value,
+        # id): a deep page starts at the cursor instead of reading every earlier row.
+        here, there = tuple_(column, EvidenceItem.id), tuple_(after, after_id)
+        query = query.where(here < there if descending else here > there)
     order = (column.desc(), EvidenceItem.id.desc()) if descending else (column, EvidenceItem.id)
     rows = list(session.scalars(query.order_by(*order).limit(PAGE_SIZE + 1)))
     more = len(rows) > PAGE_SIZE
