@@ -98,6 +98,7 @@ BOOKMARK_NOTES = (
 )
 CHECK_FIRST, CHECK_EVERY = 2000, 5000
 CHUNK = 1 << 20
+TAG_ZIPF = 0.9
 
 
 # RFC 8785 for what details hold here (ASCII strings, integers and null); and the
@@ -213,6 +214,9 @@ def write_events(
     tags, categories = people["tags"], people["categories"]
     out = Outcome(start_size, list(frontier), [0] * n, [-1] * n, [None] * n, [-1] * n, [0.0] * n)
     total = len(sched.kind)
+    # Tags by popularity: Zipf over the district's tags (the first an eighth of all uses).
+    tag_weights = 1.0 / np.arange(1, len(tags) + 1) ** TAG_ZIPF
+    tag_weights /= tag_weights.sum()
     counts: dict[str, int] = {}
     linked: set[tuple[int, int]] = set()
     index = start_size
@@ -231,7 +235,7 @@ def write_events(
         roll = rng.random(size).tolist()
         pick = rng.integers(0, 2**31 - 1, size).tolist()
         purpose = rng.choice(len(PURPOSES), size=size, p=PURPOSE_WEIGHTS).tolist()
-        tag_pick = np.minimum(rng.zipf(1.3, size) - 1, len(tags) - 1).tolist()
+        tag_pick = rng.choice(len(tags), size=size, p=tag_weights).tolist()
         for j in range(size):
             i, k, t, pos = items[j], kinds[j], times[j], base + j
             moment = fromts(t, UTC)

@@ -112,32 +112,22 @@ class UiBench:
                     Request(path, {"Range": "bytes=0-"}, (m, 0)),
                 )
 
-    def run_all(self, step: Callable[[str], None]) -> dict[str, Any]:
-        sizes = self.sizes
+    def _timed_run(
+        self, specs: list[Spec], step: Callable[[str], None], **limits: Any
+    ) -> dict[str, Any]:
+        """run() the specs; their summary and the machine's load meanwhile."""
         meter = CpuMeter()
         meter.start()
         own, started = time.process_time(), time.perf_counter()
         pids = [*self.backends(), int(self.probe.conn.info.backend_pid)]
         server = process_cpu_seconds(pids)
-        run(
-            self.specs,
-            self.clients,
-            self.clock,
-            self.probe,
-            samples=sizes.samples,
-            minimum=sizes.minimum,
-            budget_s=sizes.budget_s,
-            warmup=sizes.warmup,
-            rng=self.rng,
-            step=step,
-        )
+        run(specs, self.clients, self.clock, self.probe, rng=self.rng, step=step, **limits)
         elapsed = time.perf_counter() - started
-        cores = os.cpu_count() or 1
-        busy = meter.busy() * cores
+        busy = meter.busy() * (os.cpu_count() or 1)
         ours = time.process_time() - own
         pids = sorted({*pids, *self.backends()})  # and connections opened meanwhile
         theirs = process_cpu_seconds(pids) - server
-        summary = self.summary(self.specs)
+        summary = self.summary(specs)
         summary["load"] = {
             "seconds": elapsed,
             "machine_busy_cores": busy,
@@ -147,37 +137,33 @@ class UiBench:
         }
         return summary
 
+    def run_all(self, step: Callable[[str], None]) -> dict[str, Any]:
+        sizes = self.sizes
+        return self._timed_run(
+            self.specs,
+            step,
+            samples=sizes.samples,
+            minimum=sizes.minimum,
+            budget_s=sizes.budget_s,
+            warmup=sizes.warmup,
+        )
+
     def rerun(self, keys: set[tuple[str, str]], samples: int) -> dict[str, Any]:
         """Fresh samples of some measures (after an index was added, say)."""
-        chosen = []
-        for spec in self.specs:
-            if (spec.role, spec.key) in keys:
-                chosen.append(
-                    Spec(
-                        spec.key,
-                        spec.role,
-                        spec.label,
-                        spec.goal_ms,
-                        spec.figure,
-                        spec.make,
-                        spec.client,
-                        spec.exhausted,
-                    )
-                )
+        chosen = [
+            Spec(s.key, s.role, s.label, s.goal_ms, s.figure, s.make, s.client, s.exhausted)
+            for s in self.specs
+            if (s.role, s.key) in keys
+        ]
         self.probe.seconds.clear()
-        run(
+        return self._timed_run(
             chosen,
-            self.clients,
-            self.clock,
-            self.probe,
+            lambda _m: None,
             samples=samples,
             minimum=min(samples, self.sizes.minimum),
             budget_s=self.sizes.budget_s / 2,
             warmup=self.sizes.warmup,
-            rng=self.rng,
-            step=lambda _m: None,
         )
-        return self.summary(chosen)
 
     def summary(self, specs: list[Spec]) -> dict[str, Any]:
         pk = self.probe.seconds

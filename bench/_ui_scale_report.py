@@ -78,17 +78,21 @@ def where_time_goes(details: dict[str, Any]) -> list[str]:
 
 ROLE = {"supervisor": "supervisor", "records": "records officer"}
 QUERY_NAMES = {
-    "tag": "tag filter by the tag's id, looked up first",
-    "keyset_51": "keyset cursor as a row comparison (page 51)",
-    "search": "text search as unions of id sets per word (pg_trgm indexes)",
+    "tag": "tag filter (rewritten: by the tag's id, looked up first)",
+    "keyset_51": "keyset page 51 (rewritten: the cursor as a row comparison)",
+    "search": "text search (rewritten: unions of id sets per word; FEW_MATCHES: the app's "
+    "rare-word threshold lowered)",
 }
 
 
 def _effect(rows: list[dict[str, Any]]) -> str:
-    return "; ".join(
+    if not rows:
+        return "nothing re-run"
+    text = "; ".join(
         f"{r['key']} ({ROLE[r['role']]}) p95 {_ms(r['before_p95_ms'])} → {_ms(r['after_p95_ms'])}"
         for r in rows
     )
+    return text + f" (n={rows[0]['n']} each; other load {rows[0]['other_load_cores']:.2f} cores)"
 
 
 def proposal_lines(p: dict[str, Any]) -> list[str]:
@@ -127,13 +131,19 @@ def proposal_lines(p: dict[str, Any]) -> list[str]:
         )
     for error in p.get("errors", []):
         lines.append(f"A proposal failed in this run: {error}")
-    for key, q in p.get("queries", {}).items():
+    for key, q in (p.get("queries") or {}).items():
         name, role = key.rsplit("_", 1)
+        app = q["variants"]["app"]
+        tried = "; ".join(
+            f"{v} p50 {_ms(r['p50_ms'])} / p95 {_ms(r['p95_ms'])} (same page in "
+            f"{r['same_page_as_app']})"
+            for v, r in q["variants"].items()
+            if v != "app"
+        )
         lines.append(
-            f"Query change, {QUERY_NAMES[name]}, {ROLE[role]}: the query alone p50 "
-            f"{_ms(q['current_p50_ms'])} / p95 {_ms(q['current_p95_ms'])} → p50 "
-            f"{_ms(q['proposed_p50_ms'])} / p95 {_ms(q['proposed_p95_ms'])} over {q['n']} random "
-            f"inputs; the same page in {q['same_page']} of {q['n']}."
+            f"Query alone, {QUERY_NAMES[name]}, {ROLE[role]}, {q['n']} random inputs: the app's "
+            f"p50 {_ms(app['p50_ms'])} / p95 {_ms(app['p95_ms'])} / p99 {_ms(app['p99_ms'])}; "
+            f"{tried}."
         )
     if "gc_freeze" in p:
         g = p["gc_freeze"]
