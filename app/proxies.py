@@ -20,7 +20,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.custody import record_event
-from app.jobs import PLAYBACK_PROXY, Dispatcher, JobContext, JobFailed, enqueue, latest
+from app.jobs import PLAYBACK_PROXY, JobContext, JobFailed, enqueue, latest
 from app.vault import decode_wrapped, encode_wrapped, item_context
 from audit.events import EventType
 from evidence import vault as vault_core
@@ -74,17 +74,6 @@ class PlaybackState:
     @property
     def failed(self) -> bool:
         return self.derivative is None and self.job is not None and self.job.status == "failed"
-
-    @property
-    def source(self) -> str:
-        """What the player plays: the proxy once there is one, else the original."""
-        return "original" if self.derivative is None else "proxy"
-
-    @property
-    def reason(self) -> str:
-        if self.job is None:
-            return ""
-        return str(self.job.result.get("reason") or "")
 
 
 def proxy_of(session: Session, evidence_id: str) -> Derivative | None:
@@ -261,10 +250,3 @@ def _record_failure(ctx: JobContext, item: EvidenceItem, job: Job, reason: str) 
             reason=reason[:300],
             job=job.id,
         )
-
-
-def submit(dispatcher: Dispatcher | None, job: Job | None) -> None:
-    from app.jobs import submit_after_commit
-
-    if job is not None:
-        submit_after_commit(dispatcher, [job.id])
