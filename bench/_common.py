@@ -45,8 +45,9 @@ def check_postgres() -> None:
 
 
 @contextmanager
-def throwaway_postgres() -> Iterator[str]:
-    """A new, empty database of our own (bwc_bench_<random>), dropped afterwards."""
+def throwaway_postgres(*, keep: bool = False) -> Iterator[str]:
+    """A new, empty database of our own (bwc_bench_<random>), dropped afterwards unless
+    `keep` (then its name is printed, for looking into query plans by hand)."""
     admin = pg_admin_url()
     name = PG_PREFIX + secrets.token_hex(6)
     with psycopg.connect(_libpq(admin), autocommit=True) as conn:
@@ -54,11 +55,14 @@ def throwaway_postgres() -> Iterator[str]:
     try:
         yield make_url(admin).set(database=name).render_as_string(hide_password=False)
     finally:
-        assert name.startswith(PG_PREFIX)  # never anything we did not create
-        with psycopg.connect(_libpq(admin), autocommit=True) as conn:
-            conn.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-            )
+        if keep:
+            print(f"kept database {name}; drop it with: dropdb -h 127.0.0.1 -U postgres {name}")
+        else:
+            assert name.startswith(PG_PREFIX)  # never anything we did not create
+            with psycopg.connect(_libpq(admin), autocommit=True) as conn:
+                conn.execute(
+                    sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+                )
 
 
 def sqlite_url(directory: Path, name: str) -> str:

@@ -1,7 +1,7 @@
 """Evidence web UI at district scale: list, search, item page and ranged streams on a
 database of 1,000,000 evidence items and 10,000,000 custody events across 40 schools.
 
-Usage: .venv/bin/python bench/ui_scale_bench.py [--quick]
+Usage: .venv/bin/python bench/ui_scale_bench.py [--quick] [--keep]
 
 Writes bench/results/ui_scale.json and the table between the ui-scale markers in
 bench/README.md; --quick writes bench/results/ui_scale_quick.json and only prints its
@@ -158,6 +158,11 @@ def main() -> None:
         action="store_true",
         help="100,000 items and 1,000,000 events, 100 samples a measure; a few minutes",
     )
+    parser.add_argument(
+        "--keep",
+        action="store_true",
+        help="leave the generated database in place afterwards (its name is printed)",
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     sizes = QUICK if args.quick else FULL
@@ -170,7 +175,10 @@ def main() -> None:
     if background > 0.25:
         print(f"warning: the machine is already {background:.0%} busy; figures will suffer")
     started = time.perf_counter()
-    with throwaway_postgres() as url, tempfile.TemporaryDirectory(prefix="bwc_bench_") as tmp:
+    with (
+        throwaway_postgres(keep=args.keep) as url,
+        tempfile.TemporaryDirectory(prefix="bwc_bench_") as tmp,
+    ):
         details = run(sizes, Path(tmp), url)
     results = {
         "benchmark": "evidence web UI at district scale",
