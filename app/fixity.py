@@ -2,7 +2,8 @@
 
 A fixity check re-reads the stored object, authenticates every segment and re-hashes
 the plaintext; the result is a custody event either way. A failure marks the item
-`tampered` and raises the alarm in the log; it is never silently repaired."""
+`tampered` and raises the alarm in the log; it is never silently repaired. The item's
+derivatives (playback copies) are checked with it, each with its own custody event."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.custody import record_event
@@ -20,10 +22,18 @@ from app.db import Database, must_get
 from app.vault import Vault, decode_wrapped, item_context
 from audit.events import EventType
 from evidence import vault as vault_core
-from evidence.adapters.sql.items import EvidenceItem
+from evidence.adapters.sql.items import Derivative, EvidenceItem
 from evidence.errors import EvidenceError, IntegrityError, NotFound, StorageError
 
 logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class DerivativeResult:
+    derivative_id: str
+    kind: str
+    ok: bool
+    problem: str | None = None
 
 
 @dataclass(frozen=True)
@@ -32,6 +42,11 @@ class FixityResult:
     ok: bool
     sha256: str
     problem: str | None = None
+    derivatives: tuple[DerivativeResult, ...] = ()
+
+    @property
+    def damaged_derivatives(self) -> list[DerivativeResult]:
+        return [d for d in self.derivatives if not d.ok]
 
 
 def _load(database: Database, vault: Vault, evidence_id: str) -> tuple[EvidenceItem, bytes]:
@@ -111,7 +126,91 @@ def check_fixity(
             _event(session, row, EventType.FIXITY_FAILED, actor, now, problem=problem)
     if problem is not None:
         logger.error("ALERT: fixity check failed for evidence %s: %s", evidence_id, problem)
-    return FixityResult(evidence_id, problem is None, item.sha256, problem)
+    derivatives = tuple(
+        _check_derivative(database, vault, d, actor=actor, now=now)
+        for d in _derivatives_of(database, evidence_id)
+    )
+    return FixityResult(evidence_id, problem is None, item.sha256, problem, derivatives)
+
+
+def _derivatives_of(database: Database, evidence_id: str) -> list[Derivative]:
+    with database.sessions() as session:
+        rows = list(
+            session.scalars(
+                select(Derivative)
+                .where(Derivative.evidence_id == evidence_id, Derivative.integrity == "ok")
+                .order_by(Derivative.created_at)
+            )
+        )
+        session.expunge_all()
+    return rows
+
+
+def _derivative_problem(vault: Vault, derivative: Derivative) -> str | None:
+    try:
+        dek = vault.keys.unwrap(
+            decode_wrapped(derivative.key_version or "", derivative.wrapped_key or ""),
+            item_context(derivative.id, derivative.object_id or ""),
+        )
+    except IntegrityError:
+        return "the wrapped data key failed authentication"
+    obj = vault_core.EncryptedObject(
+        derivative.object_key,
+        bytes.fromhex(derivative.object_id or ""),
+        derivative.stored_size or 0,
+    )
+    try:
+        digest = vault_core.digest_object(vault.store, obj, dek)
+    except IntegrityError:
+        return "the stored copy failed authentication"
+    except StorageError as exc:
+        return f"the stored copy could not be read: {exc}"
+    if digest.sha256 != derivative.sha256 or digest.size != derivative.size:
+        return "the decrypted copy does not match its recorded SHA-256 and size"
+    recorded = (derivative.details or {}).get("stored_sha256")
+    if recorded and digest.stored_sha256 != recorded:
+        return "the stored copy's ciphertext differs from what was stored"
+    return None
+
+
+def _check_derivative(
+    database: Database, vault: Vault, derivative: Derivative, *, actor: str, now: datetime
+) -> DerivativeResult:
+    """Check one derivative the way an original is checked. A damaged copy is set aside
+    (never served again; a new one may be made) and alarmed, but it does not make the
+    original tampered: the original alone is the evidence of record."""
+    problem = _derivative_problem(vault, derivative)
+    with database.transaction() as session:
+        row = must_get(session, Derivative, derivative.id)
+        item = must_get(session, EvidenceItem, row.evidence_id)
+        row.last_fixity_at = now
+        details: dict[str, object] = {"derivative": row.id, "derivative_kind": row.kind}
+        if problem is None:
+            kind = EventType.DERIVATIVE_FIXITY_PASSED
+        else:
+            row.integrity = "damaged"
+            kind = EventType.DERIVATIVE_FIXITY_FAILED
+            details["problem"] = problem
+        record_event(
+            session,
+            kind,
+            now,
+            item.district_id,
+            actor,
+            subject=f"evidence:{item.id}",
+            evidence_id=item.id,
+            sha256=row.sha256,
+            **details,
+        )
+    if problem is not None:
+        logger.error(
+            "ALERT: fixity check failed for the %s copy %s of evidence %s: %s",
+            derivative.kind,
+            derivative.id,
+            derivative.evidence_id,
+            problem,
+        )
+    return DerivativeResult(derivative.id, derivative.kind, problem is None, problem)
 
 
 def export_item(

@@ -62,6 +62,7 @@ class PlaybackState:
 
     derivative: Derivative | None
     job: Job | None
+    damaged: Derivative | None = None  # the newest copy a fixity check set aside
 
     @property
     def waiting(self) -> bool:
@@ -75,18 +76,36 @@ class PlaybackState:
     def failed(self) -> bool:
         return self.derivative is None and self.job is not None and self.job.status == "failed"
 
+    @property
+    def set_aside(self) -> bool:
+        """The only copy failed a fixity check and no new one is on its way."""
+        return self.derivative is None and self.damaged is not None and not self.waiting
+
 
 def proxy_of(session: Session, evidence_id: str) -> Derivative | None:
+    """The item's newest sound playback copy; one a fixity check found damaged is set
+    aside (kept for the record, never served), so a new one can be made."""
     return session.scalars(
         select(Derivative)
-        .where(Derivative.evidence_id == evidence_id, Derivative.kind == "proxy")
+        .where(
+            Derivative.evidence_id == evidence_id,
+            Derivative.kind == "proxy",
+            Derivative.integrity == "ok",
+        )
         .order_by(Derivative.created_at.desc())
         .limit(1)
     ).first()
 
 
 def playback_state(session: Session, item: EvidenceItem) -> PlaybackState:
-    return PlaybackState(proxy_of(session, item.id), latest(session, PLAYBACK_PROXY, item.id))
+    copies = session.scalars(
+        select(Derivative)
+        .where(Derivative.evidence_id == item.id, Derivative.kind == "proxy")
+        .order_by(Derivative.created_at.desc())
+    ).all()
+    sound = next((c for c in copies if c.integrity == "ok"), None)
+    damaged = None if sound else next((c for c in copies if c.integrity == "damaged"), None)
+    return PlaybackState(sound, latest(session, PLAYBACK_PROXY, item.id), damaged)
 
 
 def request_proxy(session: Session, item: EvidenceItem, now: datetime, user_id: int) -> Job | None:

@@ -80,6 +80,15 @@ def _record(
     )
 
 
+def _districts_of(session: Session, evidence_ids: list[str]) -> dict[str, int]:
+    rows = session.execute(
+        select(EvidenceItem.id, EvidenceItem.district_id).where(
+            EvidenceItem.id.in_(sorted(set(evidence_ids)))
+        )
+    )
+    return {evidence_id: district_id for evidence_id, district_id in rows}
+
+
 def rotate_keys(database: Database, vault: Vault, *, actor: str, now: datetime) -> RotationReport:
     """Re-wrap all keys under the newest version; add a version first unless resuming."""
     keys = vault.keys
@@ -146,15 +155,30 @@ def rotate_keys(database: Database, vault: Vault, *, actor: str, now: datetime) 
                     .limit(BATCH)
                 )
             )
+            owners = _districts_of(session, [d.evidence_id for d in batch_d])
             for derivative in batch_d:
                 context = item_context(derivative.id, derivative.object_id or "")
                 dek = keys.unwrap(
                     decode_wrapped(derivative.key_version or "", derivative.wrapped_key or ""),
                     context,
                 )
+                old = derivative.key_version
                 wrapped = keys.wrap(dek, context)
                 derivative.wrapped_key = encode_wrapped(wrapped)
                 derivative.key_version = wrapped.version
+                _record(
+                    session,
+                    EventType.DERIVATIVE_REKEYED,
+                    owners[derivative.evidence_id],
+                    actor,
+                    now,
+                    evidence_id=derivative.evidence_id,
+                    sha=derivative.sha256,
+                    derivative=derivative.id,
+                    derivative_kind=derivative.kind,
+                    old_version=old,
+                    new_version=wrapped.version,
+                )
             derivatives += len(batch_d)
         if not batch_d:
             break

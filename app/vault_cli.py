@@ -216,7 +216,7 @@ def cmd_evidence_verify(settings: Settings, args: argparse.Namespace) -> None:
     if not args.all and not args.id:
         raise VaultCliError("name an evidence id or give --all")
     vault = Vault(settings)
-    failed = 0
+    failed = damaged = 0
     checked = 0
     with _database(settings) as database:
         with database.sessions() as session:
@@ -238,8 +238,22 @@ def cmd_evidence_verify(settings: Settings, args: argparse.Namespace) -> None:
             else:
                 failed += 1
                 print(f"{evidence_id}: TAMPERED: {result.problem}", file=sys.stdout)
+            for copy in result.derivatives:
+                if copy.ok:
+                    print(f"{evidence_id}: {copy.kind} copy {copy.derivative_id}: ok")
+                else:
+                    damaged += 1
+                    print(
+                        f"{evidence_id}: {copy.kind} copy {copy.derivative_id}: DAMAGED: "
+                        f"{copy.problem}; set aside (the item page can make a new one)"
+                    )
     if failed:
         raise VaultCliError(f"{failed} of {checked} item(s) failed fixity and are marked tampered")
+    if damaged:
+        copies = "1 derivative copy" if damaged == 1 else f"{damaged} derivative copies"
+        raise VaultCliError(
+            f"{copies} failed fixity and were set aside; the {checked} original(s) are sound"
+        )
     print(f"fixity ok for {checked} item(s)")
 
 

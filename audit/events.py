@@ -75,6 +75,9 @@ class EventType(StrEnum):
     DERIVATIVE_CREATED = "evidence.derivative_created"
     DERIVATIVE_VERIFIED = "evidence.derivative_verified"
     DERIVATIVE_FAILED = "evidence.derivative_failed"
+    DERIVATIVE_FIXITY_PASSED = "evidence.derivative_fixity_passed"
+    DERIVATIVE_FIXITY_FAILED = "evidence.derivative_fixity_failed"
+    DERIVATIVE_REKEYED = "evidence.derivative_rekeyed"
     # Ingest refusals name no item: none was created.
     INGEST_REJECTED = "ingest.rejected"
     UPLOAD_EXPIRED = "ingest.upload_expired"

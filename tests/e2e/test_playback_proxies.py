@@ -20,6 +20,7 @@ from sqlalchemy import select, update
 from app import create_app, jobs
 from app.fixity import check_fixity
 from app.jobs import JobContext
+from app.rotation import rotate_keys
 from audit.adapters.ledger_tables import LedgerLeaf
 from audit.adapters.sql import AuditEventRow
 from evidence.adapters.sql.items import Derivative, EvidenceItem
@@ -113,6 +114,7 @@ def test_an_hevc_original_gets_a_verified_proxy_and_stays_exactly_as_it_was(
     assert [m["type"] for m in made] == [
         "evidence.derivative_created",
         "evidence.derivative_verified",
+        "evidence.derivative_fixity_passed",  # the fixity check above covers the copy
     ]
     assert {m["media_sha256"] for m in made} == {proxy.sha256}
 
@@ -153,6 +155,93 @@ def test_an_hevc_original_gets_a_verified_proxy_and_stays_exactly_as_it_was(
     outsider = signed_in(web, world, "south-supervisor")
     assert outsider.get(stream).status_code == 404
     assert jobs.work_once(_ctx(web)) == 0  # nothing left to do
+
+
+def _fixity(web: Flask, evidence_id: str) -> Any:
+    return check_fixity(
+        web.extensions["bwc.db"],
+        web.extensions["bwc.vault"],
+        evidence_id,
+        actor="cli",
+        now=datetime.now(UTC),
+    )
+
+
+def test_fixity_checks_the_proxy_too_and_sets_a_damaged_one_aside(
+    web: Flask, world: World, docks: Docks
+) -> None:
+    evidence_id = _upload(web, docks, south=False, plaintext=make_clip(codec="libx265"))
+    jobs.work_once(_ctx(web))
+    proxy = _proxy(web, evidence_id)
+    assert proxy is not None
+
+    sound = _fixity(web, evidence_id)
+    assert sound.ok and [(d.derivative_id, d.ok) for d in sound.derivatives] == [(proxy.id, True)]
+    leaves = _leaves(web, evidence_id)
+    passed = [x for x in leaves if x["type"] == "evidence.derivative_fixity_passed"]
+    assert [x["media_sha256"] for x in passed] == [proxy.sha256]
+
+    # Someone with the storage folder flips one byte of the proxy's ciphertext.
+    stored = web.extensions["bwc.vault"].store._root / f"{proxy.object_key}.obj"
+    data = bytearray(stored.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    stored.chmod(0o600)
+    stored.write_bytes(bytes(data))
+
+    damaged = _fixity(web, evidence_id)
+    assert damaged.ok, "the original is sound; only its copy was damaged"
+    [copy] = damaged.damaged_derivatives
+    assert copy.derivative_id == proxy.id and "authentication" in (copy.problem or "")
+    with web.extensions["bwc.db"].sessions() as session:
+        row = session.get(Derivative, proxy.id)
+        item = session.get(EvidenceItem, evidence_id)
+        assert row is not None and row.integrity == "damaged"
+        assert item is not None and item.integrity == "ok"
+    types = [x["type"] for x in _leaves(web, evidence_id)]
+    assert types.count("evidence.derivative_fixity_failed") == 1
+
+    # The damaged copy is never served; the page offers to make a new one, which works.
+    supervisor = signed_in(web, world, "supervisor")
+    stream = f"/evidence/{evidence_id}/stream?{PURPOSE}&rendition=proxy"
+    assert supervisor.get(stream).status_code == 404
+    url = f"/evidence/{evidence_id}?{PURPOSE}"
+    page = supervisor.get(url).get_data(as_text=True)
+    assert "rendition=proxy" not in page and "failed its integrity check" in page
+    token = csrf_token(supervisor, url)
+    asked = supervisor.post(f"/evidence/{evidence_id}/playback-copy", data={"csrf_token": token})
+    assert asked.status_code == 302
+    assert jobs.work_once(_ctx(web)) == 1
+    with web.extensions["bwc.db"].sessions() as session:
+        copies = list(
+            session.scalars(select(Derivative).where(Derivative.evidence_id == evidence_id))
+        )
+    assert sorted(c.integrity for c in copies) == ["damaged", "ok"]
+    remade = next(c for c in copies if c.integrity == "ok")
+    whole = supervisor.get(stream).get_data()
+    assert hashlib.sha256(whole).hexdigest() == remade.sha256
+    # The set-aside copy is not checked again: it stays on record as damaged.
+    assert [d.derivative_id for d in _fixity(web, evidence_id).derivatives] == [remade.id]
+
+
+def test_key_rotation_rewraps_the_proxy_key_and_records_it(
+    web: Flask, world: World, docks: Docks
+) -> None:
+    evidence_id = _upload(web, docks, south=False, plaintext=make_clip(codec="libx265"))
+    jobs.work_once(_ctx(web))
+    before = _proxy(web, evidence_id)
+    assert before is not None
+    report = rotate_keys(
+        web.extensions["bwc.db"], web.extensions["bwc.vault"], actor="cli", now=datetime.now(UTC)
+    )
+    assert report.derivatives == 1
+    after = _proxy(web, evidence_id)
+    assert after is not None and after.key_version == report.version != before.key_version
+    assert after.wrapped_key != before.wrapped_key and after.object_key == before.object_key
+    rekeyed = [x for x in _leaves(web, evidence_id) if x["type"] == "evidence.derivative_rekeyed"]
+    assert [x["media_sha256"] for x in rekeyed] == [before.sha256]
+    supervisor = signed_in(web, world, "supervisor")
+    whole = supervisor.get(f"/evidence/{evidence_id}/stream?{PURPOSE}&rendition=proxy")
+    assert hashlib.sha256(whole.get_data()).hexdigest() == before.sha256
 
 
 def test_an_original_browsers_play_gets_no_proxy(web: Flask, world: World, docks: Docks) -> None:

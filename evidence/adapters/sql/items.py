@@ -102,6 +102,10 @@ class Derivative(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     details: Mapped[dict[str, object]] = mapped_column(JSON, default=dict)
+    # "ok" until a fixity check finds the stored copy damaged; a damaged copy is never
+    # served and a new one can be made (the original is what counts as evidence).
+    integrity: Mapped[str] = mapped_column(String(16), default="ok", server_default="ok")
+    last_fixity_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
 class Category(Base):
