@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from dock._spool_writer import SpoolWriter
 from dock.volume import Candidate, SourceChanged, open_for_read, still_same
 from evidence.crypto import segments
 from evidence.upload_metadata import seal_for_ingest
@@ -81,15 +82,14 @@ class Spool:
         target = self.path(name)
         source = open_for_read(root_fd, candidate)
         try:
-            fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+            # The camera file is read once, front to back: let the kernel read ahead.
+            os.posix_fadvise(source, 0, 0, os.POSIX_FADV_SEQUENTIAL)
+            writer = SpoolWriter(target, expected_size=segments.ciphertext_size(candidate.size))
             try:
-                with (
-                    open(source, "rb", buffering=0, closefd=False) as src,
-                    open(fd, "wb", closefd=False) as dst,
-                ):
+                with open(source, "rb", buffering=0, closefd=False) as src:
                     result, meta = seal_for_ingest(
                         _Reading(src, fault),  # type: ignore[arg-type]
-                        dst,
+                        writer,  # type: ignore[arg-type]
                         ingest_public_key=ingest_public_key,
                         ingest_key_version=ingest_key_version,
                         camera_serial=camera_serial,
@@ -98,10 +98,10 @@ class Spool:
                         media_type=media_type,
                         extra=extra,
                     )
-                    dst.flush()
-                os.fsync(fd)
+                writer.finish()  # written and fsynced
             finally:
-                os.close(fd)
+                writer.abort()
+                writer.close()
             changed = not still_same(source, candidate) or result.plaintext_size != candidate.size
         except OSError as exc:
             target.unlink(missing_ok=True)
