@@ -10,10 +10,12 @@ from __future__ import annotations
 import base64
 import hashlib
 import logging
+import os
 import random
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -65,35 +67,72 @@ class Throttle:
             time.sleep(wait)  # pacing the link, by design
 
 
-class _SpoolRange:
-    """size bytes of a spool file from offset, as a body with a known length (so the
-    request carries Content-Length, never chunked encoding), read at the throttle's pace."""
+class _Chunk:
+    """One PATCH body, read from the spool, and its SHA-256 (for Upload-Checksum)."""
 
-    def __init__(self, path: Path, offset: int, size: int, throttle: Throttle) -> None:
-        self._handle = path.open("rb")
-        self._handle.seek(offset)
-        self._left = size
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self.digest = hashlib.sha256(data).digest()
+
+
+class _Chunks:
+    """The spool file's PATCH bodies, each read once and hashed while the one before is
+    sent: the next chunk is read and hashed on a helper thread (hashlib and the read
+    release the GIL), so the upload neither pauses to hash nor reads a chunk twice.
+    Memory: two chunks. The offset asked for is the service's; a chunk read ahead for
+    another offset (after a cut) is dropped."""
+
+    def __init__(self, path: Path, length: int, size: int) -> None:
+        self._fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        os.posix_fadvise(self._fd, 0, 0, os.POSIX_FADV_SEQUENTIAL)
+        self._name = path.name
+        self._length = length
         self._size = size
-        self._throttle = throttle
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="patch-sha256")
+        self._ahead: tuple[int, Future[_Chunk]] | None = None
 
-    def __len__(self) -> int:
-        return self._size
+    def _read(self, offset: int) -> _Chunk:
+        want = min(self._size, self._length - offset)
+        data = os.pread(self._fd, want, offset)
+        if len(data) != want:
+            raise ServiceError(f"spool file {self._name} is shorter than recorded")
+        return _Chunk(data)
 
-    def read(self, n: int = -1) -> bytes:
-        want = self._left if n is None or n < 0 else min(n, self._left)
-        want = min(want, PIECE)
-        if want <= 0:
-            return b""
-        data = self._handle.read(want)
-        self._throttle.take(len(data))
-        self._left -= len(data)
-        return data
+    def at(self, offset: int) -> _Chunk:
+        ahead, self._ahead = self._ahead, None
+        future = ahead[1] if ahead and ahead[0] == offset else None
+        if future is None:
+            future = self._pool.submit(self._read, offset)
+        chunk = future.result()
+        following = offset + len(chunk.data)
+        if following < self._length:
+            self._ahead = (following, self._pool.submit(self._read, following))
+        return chunk
 
-    def __enter__(self) -> _SpoolRange:
+    def __enter__(self) -> _Chunks:
         return self
 
     def __exit__(self, *_: object) -> None:
-        self._handle.close()
+        self._pool.shutdown(wait=True, cancel_futures=True)
+        os.close(self._fd)
+
+
+class _Paced:
+    """A chunk as a body read at the throttle's pace, with a known length (so the
+    request carries Content-Length, never chunked encoding)."""
+
+    def __init__(self, data: bytes, throttle: Throttle) -> None:
+        self._view = memoryview(data)
+        self._throttle = throttle
+
+    def __len__(self) -> int:
+        return len(self._view)
+
+    def read(self, n: int = -1) -> bytes:
+        want = len(self._view) if n is None or n < 0 else n
+        piece, self._view = self._view[: min(want, PIECE)], self._view[min(want, PIECE) :]
+        self._throttle.take(len(piece))
+        return bytes(piece)
 
 
 def _reason(response: requests.Response) -> tuple[str | None, str]:
@@ -228,10 +267,11 @@ class ServiceClient:
                 offset = self.offset(url)
                 if offset is None:
                     raise ServiceError("the upload was closed by the service", status=410)
-                while offset < length:
-                    offset = self._patch(url, spool, offset, min(self.chunk_size, length - offset))
-                    if progress:
-                        progress(offset)
+                with _Chunks(spool, length, self.chunk_size) as chunks:
+                    while offset < length:
+                        offset = self._patch(url, offset, chunks.at(offset))
+                        if progress:
+                            progress(offset)
                 return
             except ServiceError as exc:
                 if not exc.retryable or attempt == self.attempts:
@@ -240,26 +280,18 @@ class ServiceClient:
                 self._sleep(delay * (0.5 + random.random()))  # noqa: S311  (jitter)
                 delay = min(delay * 2, self.max_backoff)
 
-    def _patch(self, url: str, spool: Path, offset: int, size: int) -> int:
-        digest = hashlib.sha256()
-        with spool.open("rb") as handle:
-            handle.seek(offset)
-            left = size
-            while left:
-                piece = handle.read(min(PIECE, left))
-                if not piece:
-                    raise ServiceError(f"spool file {spool.name} is shorter than recorded")
-                digest.update(piece)
-                left -= len(piece)
-
+    def _patch(self, url: str, offset: int, chunk: _Chunk) -> int:
         headers = {
             **TUS,
             "Content-Type": "application/offset+octet-stream",
             "Upload-Offset": str(offset),
-            "Upload-Checksum": "sha256 " + base64.b64encode(digest.digest()).decode("ascii"),
+            "Upload-Checksum": "sha256 " + base64.b64encode(chunk.digest).decode("ascii"),
         }
-        with _SpoolRange(spool, offset, size, self.throttle) as body:
-            response = self._check(self._once("PATCH", url, headers=headers, data=body), 204)
+        if self.throttle.rate:
+            body: Any = _Paced(chunk.data, self.throttle)
+        else:
+            body = chunk.data  # one sendall from memory
+        response = self._check(self._once("PATCH", url, headers=headers, data=body), 204)
         return int(response.headers["Upload-Offset"])
 
     def receipt(self, url: str) -> dict[str, Any]:
