@@ -38,7 +38,7 @@ def _open_target(path: os.PathLike[str] | str) -> tuple[int, bool]:
 class SpoolWriter:
     """A new spool file at path, written in order by write(); finish() or abort() once."""
 
-    def __init__(self, path: os.PathLike[str] | str, *, expected_size: int = 0) -> None:
+    def __init__(self, path: os.PathLike[str] | str) -> None:
         self.fd, self.direct = _open_target(path)
         self._free: queue.Queue[mmap.mmap] = queue.Queue()
         self._full: queue.Queue[tuple[mmap.mmap, int, int] | None] = queue.Queue()
@@ -49,13 +49,6 @@ class SpoolWriter:
         self._offset = 0  # of the block being filled
         self._error: BaseException | None = None
         self._closed = False
-        if expected_size > 0:
-            try:  # reserve the extents: fewer allocations while writing, ENOSPC up front
-                os.posix_fallocate(self.fd, 0, expected_size)
-            except OSError as exc:
-                if exc.errno not in (95, 22):  # EOPNOTSUPP, EINVAL: write without it
-                    os.close(self.fd)
-                    raise
         self._thread = threading.Thread(target=self._run, name="spool-writer", daemon=True)
         self._thread.start()
 
@@ -88,7 +81,7 @@ class SpoolWriter:
         if self._error is not None:
             raise self._error
         if os.fstat(self.fd).st_size != size:
-            os.ftruncate(self.fd, size)  # the padded tail, or reserved extents not used
+            os.ftruncate(self.fd, size)  # the padded tail
         os.fsync(self.fd)
         return size
 

@@ -84,7 +84,7 @@ class Spool:
         try:
             # The camera file is read once, front to back: let the kernel read ahead.
             os.posix_fadvise(source, 0, 0, os.POSIX_FADV_SEQUENTIAL)
-            writer = SpoolWriter(target, expected_size=segments.ciphertext_size(candidate.size))
+            writer = SpoolWriter(target)
             try:
                 with open(source, "rb", buffering=0, closefd=False) as src:
                     result, meta = seal_for_ingest(
