@@ -17,7 +17,14 @@ from sqlalchemy.orm import Session
 
 from app.custody import record_event
 from audit.events import EventType
-from evidence.adapters.sql.items import Bookmark, Category, EvidenceItem, Tag, evidence_tags
+from evidence.adapters.sql.items import (
+    Bookmark,
+    Category,
+    EvidenceItem,
+    Tag,
+    evidence_tags,
+    tag_link,
+)
 from evidence.adapters.sql.org import User
 from evidence.errors import InvalidInput, NotFound
 
@@ -90,9 +97,7 @@ def add_tag(session: Session, item: EvidenceItem, user: User, name: str, now: da
     if len(current) >= MAX_TAGS_PER_ITEM:
         raise InvalidInput(f"an item has at most {MAX_TAGS_PER_ITEM} tags")
     session.execute(
-        insert(evidence_tags).values(
-            evidence_id=item.id, tag_id=tag.id, added_by=user.id, added_at=now
-        )
+        insert(evidence_tags).values(tag_link(item, tag.id, added_by=user.id, added_at=now))
     )
     record_item_event(session, EventType.EVIDENCE_TAGGED, item, user, now, tag=tag.name)
     return tag

@@ -13,7 +13,7 @@ import binascii
 import json
 import re
 from dataclasses import dataclass, field, replace
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
@@ -21,6 +21,8 @@ from sqlalchemy import (
     Select,
     String,
     and_,
+    any_,
+    bindparam,
     cast,
     exists,
     false,
@@ -31,8 +33,10 @@ from sqlalchemy import (
     union,
     union_all,
 )
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
+from app import local_time
 from evidence.adapters.sql.items import (
     EVIDENCE_STATUSES,
     EvidenceItem,
@@ -94,6 +98,8 @@ class Filters:
     recorded_to: date | None = None
     text: str = ""
     sort: str = DEFAULT_SORT
+    # The zone whose days recorded_from and recorded_to name (not a filter itself).
+    time_zone: str = field(default="UTC", compare=False)
 
     def as_args(self) -> dict[str, str]:
         """The filters as query-string arguments (for links to other pages and sorts)."""
@@ -144,7 +150,7 @@ def _date(args: dict[str, str], name: str, label: str) -> date | None:
         raise InvalidInput(f"{label} must be a date like 2026-09-01") from None
 
 
-def parse_filters(args: dict[str, str]) -> Filters:
+def parse_filters(args: dict[str, str], time_zone: str = "UTC") -> Filters:
     """Filters from query arguments; InvalidInput with a message a person can act on."""
     text = " ".join(args.get("q", "").split())
     if len(text) > MAX_TEXT:
@@ -182,6 +188,7 @@ def parse_filters(args: dict[str, str]) -> Filters:
         recorded_to=end,
         text=text,
         sort=sort,
+        time_zone=time_zone,
     )
 
 
@@ -214,49 +221,154 @@ def _like(text: str) -> str:
     return f"%{escaped}%"
 
 
-#: Words matching fewer items than this are found from the indexes, then sorted.
-FEW_MATCHES = 50_000
+#: A word or tag matching fewer items than this is looked up: its items' ids are read
+#: from the indexes and only those rows fetched and sorted. One matching more is
+#: checked row by row while the list's order is walked, which finds a page quickly
+#: when matches are common. Either plan alone is slow for the other kind (measured at
+#: 1,000,000 items: seconds to walk for a rare word, hundreds of milliseconds to sort a
+#: common one's 70,000 rows); the two cost the same near sqrt(page x items) matches.
+FEW_MATCHES = 8_000
+
+#: A scope of a few schools or wearers (a supervisor's) is listed branch by branch:
+#: each walks its own school's (or wearer's) index in order, and the branches' pages
+#: are merged, instead of walking the whole district's order and skipping other
+#: schools' rows. More branches than this fall back to one query.
+MAX_BRANCHES = 12
 
 
-def _word_sources(pattern: str) -> list[Select[Any]]:
-    """Ids of items whose tags, linked incidents' titles, notes or name hold the word:
-    tags and incidents match in their own small tables, names and notes through the
-    trigram indexes on PostgreSQL (migration 0010)."""
-    return [
-        select(evidence_tags.c.evidence_id).where(
-            evidence_tags.c.tag_id.in_(
-                select(Tag.id).where(func.lower(Tag.name).like(pattern, escape="\\"))
+def _matching_tags(session: Session, district_id: int, pattern: str, exact: bool) -> list[int]:
+    name = func.lower(Tag.name)
+    condition = name == pattern if exact else name.like(pattern, escape="\\")
+    return list(session.scalars(select(Tag.id).where(Tag.district_id == district_id, condition)))
+
+
+def _matching_incidents(
+    session: Session, district_id: int, pattern: str, limit: int
+) -> list[str] | None:
+    """Ids of incidents whose title holds the word; None when more than limit do."""
+    ids = list(
+        session.scalars(
+            select(Incident.id)
+            .where(
+                Incident.district_id == district_id,
+                func.lower(Incident.title).like(pattern, escape="\\"),
             )
-        ),
-        select(incident_evidence.c.evidence_id).where(
-            incident_evidence.c.incident_id.in_(
-                select(Incident.id).where(func.lower(Incident.title).like(pattern, escape="\\"))
+            .limit(limit + 1)
+        )
+    )
+    return None if len(ids) > limit else ids
+
+
+@dataclass(frozen=True)
+class _Match:
+    """One word's (or the tag filter's) condition, with the plan chosen for it."""
+
+    clause: ColumnElement[bool]
+    ids: list[str] | None = None  # the matching items' ids, when few enough to list
+
+
+def _listed(session: Session, sources: list[Select[Any]]) -> list[str] | None:
+    """The distinct ids the sources name, or None if they name FEW_MATCHES or more
+    (reads at most that many index entries)."""
+    if not sources:
+        return []
+    if FEW_MATCHES <= 0:
+        return None
+    rows = list(session.scalars(union_all(*sources).limit(FEW_MATCHES)))
+    if len(rows) >= FEW_MATCHES:
+        return None
+    return sorted(set(rows))
+
+
+def _tag_match(session: Session, scope: Scope, tag: str) -> _Match:
+    tag_ids = _matching_tags(session, scope.district_id, tag.lower(), exact=True)
+    if not tag_ids:
+        return _Match(false(), [])
+    ids = _listed(
+        session, [select(evidence_tags.c.evidence_id).where(evidence_tags.c.tag_id.in_(tag_ids))]
+    )
+    if ids is not None:
+        return _Match(EvidenceItem.id.in_(ids) if ids else false(), ids)
+    return _Match(
+        exists(
+            select(1).where(
+                evidence_tags.c.evidence_id == EvidenceItem.id,
+                evidence_tags.c.tag_id.in_(tag_ids),
             )
-        ),
-        select(EvidenceItem.id).where(func.lower(EvidenceItem.notes).like(pattern, escape="\\")),
-        select(EvidenceItem.id).where(
-            func.lower(EvidenceItem.file_name).like(pattern, escape="\\")
-        ),
-    ]
+        )
+    )
 
 
-def _text_match(text: str, session: Session | None = None) -> ColumnElement[bool]:
-    """Every word appears in a tag, the notes, a linked incident's title or the name.
+def _word_match(session: Session, scope: Scope, word: str) -> _Match:
+    """Items with the word in a tag, a linked incident's title, the notes or the name.
 
-    Two plans, chosen per word by a bounded probe (with a session): a word with few
-    matches is looked up in the indexes and the matching ids joined, so a rare word
-    costs little; a common one is tested row by row while the list's order is walked,
-    which finds a page of matches quickly. Either alone is slow for the other kind
-    (measured at 1,000,000 items: 4 s for a rare word walking, 0.5 s for a common one
-    looked up)."""
+    Tags and incidents are matched in their own (small) tables first, so the item-side
+    check is by id; names and notes go through the trigram indexes on PostgreSQL
+    (migration 0010) when looked up, and are tested on the row when walked."""
+    pattern = _like(word)
+    tag_ids = _matching_tags(session, scope.district_id, pattern, exact=False)
+    incident_ids = _matching_incidents(session, scope.district_id, pattern, FEW_MATCHES)
+    in_notes = func.lower(EvidenceItem.notes).like(pattern, escape="\\")
+    in_name = func.lower(EvidenceItem.file_name).like(pattern, escape="\\")
+    if incident_ids is not None:
+        sources = [
+            select(EvidenceItem.id).where(EvidenceItem.district_id == scope.district_id, in_notes),
+            select(EvidenceItem.id).where(EvidenceItem.district_id == scope.district_id, in_name),
+        ]
+        if tag_ids:
+            sources.append(
+                select(evidence_tags.c.evidence_id).where(evidence_tags.c.tag_id.in_(tag_ids))
+            )
+        if incident_ids:
+            sources.append(
+                select(incident_evidence.c.evidence_id).where(
+                    incident_evidence.c.incident_id.in_(incident_ids)
+                )
+            )
+        ids = _listed(session, sources)
+        if ids is not None:
+            return _Match(EvidenceItem.id.in_(ids) if ids else false(), ids)
+    alternatives: list[ColumnElement[bool]] = [in_notes, in_name]
+    if tag_ids:
+        alternatives.append(
+            exists(
+                select(1).where(
+                    evidence_tags.c.evidence_id == EvidenceItem.id,
+                    evidence_tags.c.tag_id.in_(tag_ids),
+                )
+            )
+        )
+    titled = (
+        select(1)
+        .select_from(incident_evidence)
+        .where(incident_evidence.c.evidence_id == EvidenceItem.id)
+    )
+    if incident_ids is None:  # too many to list: match the titles through the join
+        titled = titled.join(Incident, Incident.id == incident_evidence.c.incident_id).where(
+            func.lower(Incident.title).like(pattern, escape="\\")
+        )
+        alternatives.append(exists(titled))
+    elif incident_ids:
+        alternatives.append(exists(titled.where(incident_evidence.c.incident_id.in_(incident_ids))))
+    return _Match(or_(*alternatives))
+
+
+def _text_clause(text: str) -> ColumnElement[bool]:
+    """Every word appears in a tag, the notes, a linked incident's title or the name
+    (without a session: one plan, correct everywhere, used outside the list page)."""
     clauses = []
     for word in text.split():
         pattern = _like(word)
-        sources = _word_sources(pattern)
-        if session is not None and _few(session, sources):
-            clauses.append(EvidenceItem.id.in_(union(*sources)))
-            continue
-        tagged, titled, noted, named = sources
+        tagged = select(evidence_tags.c.evidence_id).where(
+            evidence_tags.c.tag_id.in_(
+                select(Tag.id).where(func.lower(Tag.name).like(pattern, escape="\\"))
+            )
+        )
+        titled = select(incident_evidence.c.evidence_id).where(
+            incident_evidence.c.incident_id.in_(
+                select(Incident.id).where(func.lower(Incident.title).like(pattern, escape="\\"))
+            )
+        )
         clauses.append(
             or_(
                 EvidenceItem.id.in_(tagged),
@@ -268,24 +380,43 @@ def _text_match(text: str, session: Session | None = None) -> ColumnElement[bool
     return and_(*clauses)
 
 
-def _few(session: Session, sources: list[Select[Any]]) -> bool:
-    """Do the sources name fewer than FEW_MATCHES items (counting repeats)? Reads at
-    most that many index entries."""
-    probe = union_all(*sources).limit(FEW_MATCHES).subquery()
-    found = session.scalar(select(func.count()).select_from(probe)) or 0
-    return found < FEW_MATCHES
+def _tag_clause(scope: Scope, tag: str) -> ColumnElement[bool]:
+    return exists(
+        select(1)
+        .select_from(evidence_tags.join(Tag, Tag.id == evidence_tags.c.tag_id))
+        .where(
+            evidence_tags.c.evidence_id == EvidenceItem.id,
+            Tag.district_id == scope.district_id,
+            func.lower(Tag.name) == tag.lower(),
+        )
+    )
 
 
-def _day_start(day: date) -> datetime:
-    return datetime.combine(day, time.min, tzinfo=UTC)
+def _day_start(day: date, time_zone: str) -> datetime:
+    return local_time.day_start(day, time_zone)
 
 
 def filtered(
     scope: Scope, filters: Filters, session: Session | None = None
 ) -> Select[tuple[EvidenceItem]]:
-    """The scoped, filtered query (unsorted, unpaged)."""
-    query = select(EvidenceItem).where(in_scope(scope))
+    """The scoped, filtered query (unsorted, unpaged). With a session, the tag filter
+    and each search word get the plan their number of matches calls for."""
+    matches = _matches(session, scope, filters) if session is not None else None
+    return select(EvidenceItem).where(in_scope(scope), *_conditions(scope, filters, matches))
+
+
+def _matches(session: Session, scope: Scope, filters: Filters) -> list[_Match]:
+    found = [_tag_match(session, scope, filters.tag)] if filters.tag is not None else []
+    found += [_word_match(session, scope, word) for word in filters.text.split()]
+    return found
+
+
+def _conditions(
+    scope: Scope, filters: Filters, matches: list[_Match] | None
+) -> list[ColumnElement[bool]]:
+    """Every filter but the scope, as conditions on evidence_items."""
     f = filters
+    out: list[ColumnElement[bool]] = []
     for column, value in (
         (EvidenceItem.school_id, f.school_id),
         (EvidenceItem.wearer_id, f.wearer_id),
@@ -294,32 +425,20 @@ def filtered(
         (EvidenceItem.category_id, f.category_id),
     ):
         if value is not None:
-            query = query.where(column == value)
+            out.append(column == value)
     if f.status == "tampered":
-        query = query.where(EvidenceItem.integrity == "tampered")
+        out.append(EvidenceItem.integrity == "tampered")
     elif f.status is not None:
-        query = query.where(EvidenceItem.status == f.status)
+        out.append(EvidenceItem.status == f.status)
     if f.flag is not None:  # [a-z_] only; the JSON list's quotes bound the word
         pattern = '%"' + f.flag.replace("_", "\\_") + '"%'
-        query = query.where(cast(EvidenceItem.flags, String).like(pattern, escape="\\"))
+        out.append(cast(EvidenceItem.flags, String).like(pattern, escape="\\"))
     if f.recorded_from is not None:
-        query = query.where(sort_value() >= _day_start(f.recorded_from))
+        out.append(sort_value() >= _day_start(f.recorded_from, f.time_zone))
     if f.recorded_to is not None:
-        query = query.where(sort_value() < _day_start(f.recorded_to + timedelta(days=1)))
-    if f.tag is not None:
-        query = query.where(
-            exists(
-                select(1)
-                .select_from(evidence_tags.join(Tag, Tag.id == evidence_tags.c.tag_id))
-                .where(
-                    evidence_tags.c.evidence_id == EvidenceItem.id,
-                    Tag.district_id == scope.district_id,
-                    func.lower(Tag.name) == f.tag.lower(),
-                )
-            )
-        )
+        out.append(sort_value() < _day_start(f.recorded_to + timedelta(days=1), f.time_zone))
     if f.incident_id is not None:
-        query = query.where(
+        out.append(
             exists(
                 select(1).where(
                     incident_evidence.c.evidence_id == EvidenceItem.id,
@@ -327,9 +446,28 @@ def filtered(
                 )
             )
         )
-    if f.text:
-        query = query.where(_text_match(f.text, session))
-    return query
+    if matches is not None:
+        out += [m.clause for m in matches]
+    else:
+        if f.tag is not None:
+            out.append(_tag_clause(scope, f.tag))
+        if f.text:
+            out.append(_text_clause(f.text))
+    return out
+
+
+def _branches(scope: Scope, filters: Filters, via: _Via) -> list[ColumnElement[bool]]:
+    """The scope as parts, each served by one index in list order (a school's part
+    names the school on the driving table too, so its index narrows to the school)."""
+    district = EvidenceItem.district_id == scope.district_id
+    if scope.district_wide or filters.school_id is not None or filters.wearer_id is not None:
+        return [in_scope(scope)]
+    parts = []
+    for school in sorted(scope.school_ids):
+        part = and_(district, EvidenceItem.school_id == school)
+        parts.append(part if via.school is None else and_(part, via.school == school))
+    parts += [and_(district, EvidenceItem.wearer_id == w) for w in sorted(scope.wearer_ids)]
+    return parts if 1 < len(parts) <= MAX_BRANCHES else [in_scope(scope)]
 
 
 @dataclass(frozen=True)
@@ -368,20 +506,119 @@ def search(session: Session, scope: Scope, filters: Filters, cursor: str | None 
     """One page of matching items in the chosen order, and the cursor of the next."""
     if scope.empty:
         return Page([], None, filters)
-    column = _sort_column(filters.sort)
     descending = SORTS[filters.sort][2]
-    query = filtered(scope, filters, session)
+    tag_id = _ordered_tag(session, scope, filters)
+    rest = replace(filters, tag=None) if tag_id is not None else filters
+    matches = _matches(session, scope, rest)
+    listed = [set(m.ids) for m in matches if m.ids is not None]
+    if listed:  # the items are known by id: fetch just those, whatever the scope
+        known = sorted(set.intersection(*listed))
+        matches = [m for m in matches if m.ids is None]
+        matches.append(_Match(_id_in(session, known) if known else false(), known))
+    conditions = _conditions(scope, rest, matches)
+    via = _Via.tag(tag_id, filters) if tag_id is not None else _Via.items(filters.sort)
+    conditions += via.conditions
     if cursor:
         after, after_id = decode_cursor(cursor)
         # A row comparison, which PostgreSQL uses as an index condition on (…, value,
         # id): a deep page starts at the cursor instead of reading every earlier row.
-        here, there = tuple_(column, EvidenceItem.id), tuple_(after, after_id)
-        query = query.where(here < there if descending else here > there)
-    order = (column.desc(), EvidenceItem.id.desc()) if descending else (column, EvidenceItem.id)
-    rows = list(session.scalars(query.order_by(*order).limit(PAGE_SIZE + 1)))
+        here, there = tuple_(via.key, via.id), tuple_(after, after_id)
+        conditions.append(here < there if descending else here > there)
+    branches = [in_scope(scope)] if listed else _branches(scope, filters, via)
+    if len(branches) == 1:
+        order = (via.key.desc(), via.id.desc()) if descending else (via.key, via.id)
+        query = via.select(select(EvidenceItem)).where(branches[0], *conditions)
+        rows = list(session.scalars(query.order_by(*order).limit(PAGE_SIZE + 1)))
+    else:
+        rows = _merged(session, branches, conditions, via, descending)
     more = len(rows) > PAGE_SIZE
     rows = rows[:PAGE_SIZE]
     next_cursor = (
         encode_cursor(_sort_key(rows[-1], filters.sort), rows[-1].id) if more and rows else None
     )
     return Page(rows, next_cursor, filters, first=cursor is None)
+
+
+def _ordered_tag(session: Session, scope: Scope, filters: Filters) -> int | None:
+    """The tag filter's one tag id, when the list can be walked in evidence_tags'
+    order (the recorded sorts); None otherwise."""
+    if filters.tag is None or SORTS[filters.sort][1] != "recorded":
+        return None
+    tag_ids = _matching_tags(session, scope.district_id, filters.tag.lower(), exact=True)
+    return tag_ids[0] if len(tag_ids) == 1 else None
+
+
+@dataclass(frozen=True)
+class _Via:
+    """The table that drives a listing: its order key and id, and what joins it."""
+
+    key: ColumnElement[Any]
+    id: ColumnElement[Any]
+    conditions: list[ColumnElement[bool]]
+    school: ColumnElement[Any] | None = None  # the driving table's copy of school_id
+
+    @staticmethod
+    def items(sort: str) -> _Via:
+        return _Via(_sort_column(sort), EvidenceItem.__table__.c.id, [])
+
+    @staticmethod
+    def tag(tag_id: int, filters: Filters) -> _Via:
+        """Walk the tag's rows in evidence_tags (sorted_at is the item's list order)."""
+        tagged = evidence_tags.c
+        conditions: list[ColumnElement[bool]] = [
+            tagged.evidence_id == EvidenceItem.id,
+            tagged.tag_id == tag_id,
+        ]
+        if filters.school_id is not None:
+            conditions.append(tagged.school_id == filters.school_id)
+        if filters.recorded_from is not None:
+            conditions.append(
+                tagged.sorted_at >= _day_start(filters.recorded_from, filters.time_zone)
+            )
+        if filters.recorded_to is not None:
+            conditions.append(
+                tagged.sorted_at
+                < _day_start(filters.recorded_to + timedelta(days=1), filters.time_zone)
+            )
+        return _Via(tagged.sorted_at, tagged.evidence_id, conditions, tagged.school_id)
+
+    def select(self, query: Select[Any]) -> Select[Any]:
+        return query.select_from(evidence_tags) if self.school is not None else query
+
+
+def _id_in(session: Session, ids: list[str]) -> ColumnElement[bool]:
+    """id IN ids; on PostgreSQL as one array parameter (thousands of binds cost more
+    to build and send than the lookup itself)."""
+    if session.get_bind().dialect.name == "postgresql":
+        return EvidenceItem.id == any_(bindparam("known_ids", ids, type_=ARRAY(String)))
+    return EvidenceItem.id.in_(ids)
+
+
+def _merged(
+    session: Session,
+    branches: list[ColumnElement[bool]],
+    conditions: list[ColumnElement[bool]],
+    via: _Via,
+    descending: bool,
+) -> list[EvidenceItem]:
+    """The first PAGE_SIZE + 1 rows over all branches: each branch's own first rows
+    (keys only) in its index's order, merged; then those rows, in that order."""
+    limit = PAGE_SIZE + 1
+    parts = []
+    for branch in branches:
+        key, item_id = via.key.label("key"), via.id.label("id")
+        order = (key.desc(), item_id.desc()) if descending else (key, item_id)
+        parts.append(
+            via.select(select(key, item_id))
+            .where(branch, *conditions)
+            .order_by(*order)
+            .limit(limit)
+            .subquery()
+        )
+    keys = union(*(select(p.c.key, p.c.id) for p in parts)).subquery()
+    outer = (keys.c.key.desc(), keys.c.id.desc()) if descending else (keys.c.key, keys.c.id)
+    ids = list(session.scalars(select(keys.c.id).order_by(*outer).limit(limit)))
+    if not ids:
+        return []
+    found = {i.id: i for i in session.scalars(select(EvidenceItem).where(EvidenceItem.id.in_(ids)))}
+    return [found[i] for i in ids if i in found]

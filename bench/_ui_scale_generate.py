@@ -125,7 +125,7 @@ def generate(
             "activation_events", ACTIVATION_COLUMNS, activation_rows(rec, facts, names, world)
         ),
     }
-    counts.update(_annotations(loader, world, facts, out, incident_ids))
+    counts.update(_annotations(loader, world, rec, facts, out, incident_ids))
     with loader.connect() as conn:
         conn.execute(
             "UPDATE ledger_logs SET size = %s, frontier = %s WHERE id = %s",
@@ -204,15 +204,31 @@ def _incidents(loader: Loader, world: World, inc: Incidents, ids: list[str], rng
 
 
 def _annotations(
-    loader: Loader, world: World, facts: ItemFacts, out: Outcome, incident_ids: list[str]
+    loader: Loader,
+    world: World,
+    rec: Any,
+    facts: ItemFacts,
+    out: Outcome,
+    incident_ids: list[str],
 ) -> dict[str, int]:
     ids = facts.ids
+
+    def sorted_at(i: int) -> Any:  # the item's list order, as tag_link copies it
+        return ts(rec.start[i]) if rec.timed[i] else ts(rec.ingested[i])
+
     return {
         "evidence_tags": loader.copy(
             "evidence_tags",
-            ("evidence_id", "tag_id", "added_by", "added_at"),
+            ("evidence_id", "tag_id", "added_by", "added_at", "school_id", "sorted_at"),
             (
-                (ids[i], world.tags[tag][0], user, ts(t))
+                (
+                    ids[i],
+                    world.tags[tag][0],
+                    user,
+                    ts(t),
+                    world.schools[facts.school[i]],
+                    sorted_at(i),
+                )
                 for i, held in out.tags.items()
                 for tag, (user, t) in held.items()
             ),

@@ -8,6 +8,7 @@ import os
 import re
 import uuid
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from flask import Flask
@@ -15,6 +16,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import insert, select
 
 from app.db import Database
+from app.evidence_search import SORTS, Filters, search
 from audit import offline_verify
 from evidence.adapters.sql.items import (
     Category,
@@ -23,8 +25,10 @@ from evidence.adapters.sql.items import (
     Tag,
     evidence_tags,
     incident_evidence,
+    tag_link,
 )
 from evidence.adapters.sql.org import Camera, Wearer
+from evidence.policy import Scope
 from tests.e2e.conftest import World, signed_in
 from tests.e2e.vault_support import (
     NORTH_CAMERA,
@@ -184,13 +188,15 @@ def test_a_custody_proof_downloads_and_verifies_offline(
 # --- many items, made directly in the database ----------------------------------------
 
 
-def _bulk(world: World, count: int, *, same_time: int = 0) -> list[str]:
+def _bulk(
+    world: World, count: int, *, same_time: int = 0, camera_serial: str = NORTH_CAMERA
+) -> list[str]:
     """count north items recorded a minute apart (the first same_time share one time)."""
     database = Database(world.settings.database_url)
     ids = []
     try:
         with database.transaction() as session:
-            camera = session.scalars(select(Camera).where(Camera.serial == NORTH_CAMERA)).one()
+            camera = session.scalars(select(Camera).where(Camera.serial == camera_serial)).one()
             for n in range(count):
                 item_id = str(uuid.uuid4())
                 ids.append(item_id)
@@ -203,7 +209,7 @@ def _bulk(world: World, count: int, *, same_time: int = 0) -> list[str]:
                         camera_id=camera.id,
                         wearer_id=camera.assigned_wearer_id,
                         status="verified",
-                        file_identity=f"F{n:05d}.MP4",
+                        file_identity=f"{camera_serial}-F{n:05d}.MP4",
                         file_name=f"F{n:05d}.MP4",
                         file_name_b64="",
                         media_type="video/mp4",
@@ -253,6 +259,67 @@ def test_keyset_pages_visit_every_item_once_in_order_even_with_equal_times(
     assert keys == sorted(keys, reverse=sort.endswith("desc"))
 
 
+def _every_page(session: Any, scope: Scope, filters: Filters) -> list[str]:
+    seen: list[str] = []
+    cursor = None
+    while True:
+        page = search(session, scope, filters, cursor)
+        seen += [item.id for item in page.items]
+        if page.next_cursor is None:
+            return seen
+        cursor = page.next_cursor
+        assert len(seen) < 1000
+
+
+@pytest.mark.parametrize("sort", sorted(SORTS))
+def test_a_scope_of_several_schools_lists_what_one_query_lists(
+    world: World, docks: Docks, sort: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Branch by branch (one per school, merged) must give exactly the pages of the
+    # single query over the whole scope, with or without the tag-ordered walk.
+    north = _bulk(world, 70, same_time=20)
+    south = _bulk(world, 45, same_time=10, camera_serial=SOUTH_CAMERA)
+    database = Database(world.settings.database_url)
+    try:
+        with database.transaction() as session:
+            items = {i.id: i for i in session.scalars(select(EvidenceItem))}
+            district = items[north[0]].district_id
+            tag = Tag(district_id=district, name="stairwell")
+            session.add(tag)
+            session.flush()
+            for item_id in north[::3] + south[::2]:
+                session.execute(
+                    insert(evidence_tags).values(tag_link(items[item_id], tag.id, added_at=NOW))
+                )
+            schools = frozenset({items[north[0]].school_id, items[south[0]].school_id})
+            tagged = set(north[::3] + south[::2])
+        scope = Scope(district, school_ids=schools)
+        with database.sessions() as session:
+            for filters in (
+                Filters(sort=sort),
+                Filters(sort=sort, tag="Stairwell"),
+                Filters(sort=sort, tag="stairwell", recorded_from=NOW.date()),
+                Filters(sort=sort, tag="stairwell", school_id=items[south[0]].school_id),
+            ):
+                merged = _every_page(session, scope, filters)
+                monkeypatch.setattr("app.evidence_search.MAX_BRANCHES", 1)
+                single = _every_page(session, scope, filters)
+                monkeypatch.undo()
+                assert merged == single, filters
+                expected = set(north + south) if filters.tag is None else tagged
+                if filters.school_id is not None:
+                    expected = set(south[::2])
+                if filters.recorded_from is not None:
+                    midnight = NOW.replace(hour=0, minute=0)
+                    expected = {i for i in expected if items[i].recorded_start >= midnight}
+                assert set(merged) == expected and len(merged) == len(expected), filters
+                column = "ingested_at" if sort.startswith("ingested") else "recorded_start"
+                keys = [(getattr(items[i], column), i) for i in merged]
+                assert keys == sorted(keys, reverse=sort.endswith("desc"))
+    finally:
+        database.dispose()
+
+
 @pytest.mark.parametrize("few_matches", [50_000, 0], ids=["looked-up", "walked"])
 def test_filters_and_text_search_narrow_the_list(
     web: Flask, world: World, docks: Docks, few_matches: int, monkeypatch: pytest.MonkeyPatch
@@ -279,7 +346,9 @@ def test_filters_and_text_search_narrow_the_list(
             session.add_all([tag, category, incident])
             session.flush()
             session.execute(
-                insert(evidence_tags).values(evidence_id=ids[3], tag_id=tag.id, added_at=NOW)
+                insert(evidence_tags).values(
+                    tag_link(session.get(EvidenceItem, ids[3]), tag.id, added_at=NOW)  # type: ignore[arg-type]
+                )
             )
             session.execute(
                 insert(incident_evidence).values(
@@ -354,9 +423,7 @@ def test_camera_and_user_supplied_text_renders_escaped(
             tag = Tag(district_id=item.district_id, name=evil[:64])
             session.add(tag)
             session.flush()
-            session.execute(
-                insert(evidence_tags).values(evidence_id=item.id, tag_id=tag.id, added_at=NOW)
-            )
+            session.execute(insert(evidence_tags).values(tag_link(item, tag.id, added_at=NOW)))
             wearer = session.get(Wearer, item.wearer_id)
             assert wearer is not None
             wearer.display_name = evil

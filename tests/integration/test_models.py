@@ -20,6 +20,7 @@ from evidence.adapters.sql.items import (
     evidence_tags,
     incident_evidence,
     incident_wearers,
+    tag_link,
 )
 from evidence.adapters.sql.org import Camera, District, Dock, RoleGrant, School, User, Wearer
 
@@ -133,9 +134,7 @@ def test_the_whole_organisation_and_evidence_graph_round_trips(
         )
     )
     session.execute(
-        insert(evidence_tags).values(
-            evidence_id=item.id, tag_id=tag.id, added_by=officer.id, added_at=NOW
-        )
+        insert(evidence_tags).values(tag_link(item, tag.id, added_by=officer.id, added_at=NOW))
     )
     incident = Incident(
         id=str(uuid.uuid4()),

@@ -42,6 +42,8 @@ class ActivationEvent(Base):
     __table_args__ = (
         UniqueConstraint("camera_id", "seq"),
         Index("ix_activation_events_school_time", "school_id", "corrected_time"),
+        # The item page's events around a recording: one camera, a time window.
+        Index("ix_activation_events_camera_time", "camera_id", "corrected_time"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

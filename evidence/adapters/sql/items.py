@@ -137,10 +137,42 @@ evidence_tags = Table(
     "evidence_tags",
     metadata,
     Column("evidence_id", ForeignKey("evidence_items.id"), primary_key=True),
-    Column("tag_id", ForeignKey("tags.id"), primary_key=True, index=True),
+    Column("tag_id", ForeignKey("tags.id"), primary_key=True),
     Column("added_by", ForeignKey("users.id"), nullable=True),
     Column("added_at", UTCDateTime(), nullable=False),
+    # Copies of the item's school and list order (when recorded, else when docked),
+    # neither of which changes after ingest: the list filtered by a tag then walks
+    # this table's index in the list's order and reads just one page of items.
+    Column("school_id", ForeignKey("schools.id"), nullable=False),
+    Column("sorted_at", UTCDateTime(), nullable=False),
 )
+Index(
+    "ix_evidence_tags_tag_sorted",
+    evidence_tags.c.tag_id,
+    evidence_tags.c.sorted_at,
+    evidence_tags.c.evidence_id,
+)
+Index(
+    "ix_evidence_tags_tag_school_sorted",
+    evidence_tags.c.tag_id,
+    evidence_tags.c.school_id,
+    evidence_tags.c.sorted_at,
+    evidence_tags.c.evidence_id,
+)
+
+
+def tag_link(
+    item: EvidenceItem, tag_id: int, *, added_at: datetime, added_by: int | None = None
+) -> dict[str, object]:
+    """The evidence_tags row that puts tag_id on item."""
+    return {
+        "evidence_id": item.id,
+        "tag_id": tag_id,
+        "added_by": added_by,
+        "added_at": added_at,
+        "school_id": item.school_id,
+        "sorted_at": item.recorded_start or item.ingested_at,
+    }
 
 
 class Incident(Base):
@@ -150,6 +182,9 @@ class Incident(Base):
     __table_args__ = (
         UniqueConstraint("district_id", "number"),
         CheckConstraint("ends_at IS NULL OR ends_at >= starts_at", name="window_ordered"),
+        # The newest incidents offered for linking, district-wide and per school.
+        Index("ix_incidents_district_starts", "district_id", "starts_at"),
+        Index("ix_incidents_school_starts", "school_id", "starts_at"),
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
@@ -222,6 +257,13 @@ Index("ix_evidence_items_wearer_id_when", EvidenceItem.wearer_id, _WHEN, Evidenc
 Index(
     "ix_evidence_items_district_ingested",
     EvidenceItem.district_id,
+    EvidenceItem.ingested_at,
+    EvidenceItem.id,
+)
+# A school's list in docking order (migration 0012).
+Index(
+    "ix_evidence_items_school_ingested",
+    EvidenceItem.school_id,
     EvidenceItem.ingested_at,
     EvidenceItem.id,
 )
