@@ -83,6 +83,7 @@ def create_app(
     from app.api.openapi import openapi
     from app.api.uploads import uploads_api
     from app.ledger import LedgerService, LedgerWorker
+    from app.local_time import shown
     from app.web import (
         admin,
         auth,
@@ -99,7 +100,12 @@ def create_app(
     from app.web.fixity_alarm import tampered_count
     from evidence.policy import Action
 
+    time_zone = settings.time_zone
+    app.jinja_env.filters["local"] = lambda moment, fmt="%Y-%m-%d %H:%M": shown(
+        moment, time_zone, fmt
+    )
     app.jinja_env.globals.update(
+        time_zone=time_zone,
         permits=permits,
         Action=Action,
         ledger_alarm=lambda: ledger_pages.alarm_for(g.get("principal")),

@@ -10,6 +10,7 @@ import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 SECRET_KEY_FILE = "secret_key"  # noqa: S105  (a file name, not a secret)
 LEDGER_KEY_FILE = "ledger-signing.key"
@@ -76,6 +77,12 @@ ENV_VARS: tuple[EnvVar, ...] = (
         "BWC_TRUSTED_PROXIES",
         "0",
         "Number of reverse proxies in front of the app whose X-Forwarded-* to trust.",
+    ),
+    EnvVar(
+        "BWC_TIME_ZONE",
+        "UTC",
+        "The district's IANA time zone (e.g. America/Chicago): pages show times in it and "
+        "read entered times and dates in it; the ledger and APIs stay in UTC.",
     ),
     EnvVar("BWC_SESSION_IDLE_MINUTES", "30", "Sign-out after this long without a request."),
     EnvVar("BWC_SESSION_MAX_HOURS", "12", "Sign-out this long after sign-in, whatever happens."),
@@ -201,6 +208,7 @@ class Settings:
     port: int = 5000
     web_workers: int = 2
     trusted_proxies: int = 0
+    time_zone: str = "UTC"
     session_idle_minutes: int = 30
     session_max_hours: int = 12
     lockout_threshold: int = 5
@@ -261,6 +269,7 @@ class Settings:
             port=_int(env.get("PORT", "5000") or "5000", "PORT", minimum=1),
             web_workers=_int(env.get("BWC_WEB_WORKERS", "2"), "BWC_WEB_WORKERS", minimum=1),
             trusted_proxies=_int(env.get("BWC_TRUSTED_PROXIES", "0"), "BWC_TRUSTED_PROXIES"),
+            time_zone=(env.get("BWC_TIME_ZONE") or "UTC").strip(),
             session_idle_minutes=_int(
                 env.get("BWC_SESSION_IDLE_MINUTES", "30"), "BWC_SESSION_IDLE_MINUTES", minimum=1
             ),
@@ -336,6 +345,12 @@ class Settings:
 
     def check(self) -> None:
         """Refuse settings that cannot work, and embedded-only choices in production."""
+        try:
+            ZoneInfo(self.time_zone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ConfigError(
+                "BWC_TIME_ZONE must be an IANA time zone name such as America/Chicago or UTC"
+            ) from None
         if not (self.key_provider == "local" or self.key_provider.startswith("aws-kms:")):
             raise ConfigError("BWC_KEY_PROVIDER must be `local` or `aws-kms:KEY_ID`")
         if not (self.storage_url.startswith("file://") or self.storage_url.startswith("s3://")):

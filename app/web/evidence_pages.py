@@ -148,7 +148,7 @@ def listing() -> ResponseReturnValue:
     error = None
     try:
         _resolve_typed(scope, args)
-        filters = parse_filters(args)
+        filters = parse_filters(args, current_app.extensions["bwc.settings"].time_zone)
         page = search(db(), scope, filters, args.get("after") or None)
     except InvalidInput as bad:
         error = str(bad)

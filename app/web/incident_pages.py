@@ -6,9 +6,19 @@ manage the incident and to view the item; anything outside a person's scope is 4
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 
-from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    flash,
+    g,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from flask.typing import ResponseReturnValue
 from flask_wtf import FlaskForm
 from sqlalchemy import select
@@ -23,6 +33,7 @@ from wtforms.validators import InputRequired, Length, Optional
 
 from app import annotate, incidents
 from app.evidence_search import in_scope
+from app.local_time import from_wall_clock, to_wall_clock
 from app.web.context import db, evidence_or_404, login_required, now, require
 from evidence.adapters.sql.items import EvidenceItem, Incident, incident_evidence
 from evidence.adapters.sql.org import School, Wearer
@@ -64,10 +75,8 @@ class IncidentForm(FlaskForm):
         "Incident number", validators=[InputRequired(), Length(max=incidents.MAX_NUMBER)]
     )
     title = StringField("Title", validators=[InputRequired(), Length(max=incidents.MAX_TITLE)])
-    starts_at = DateTimeLocalField(
-        "Started (UTC)", validators=[InputRequired()], format="%Y-%m-%dT%H:%M"
-    )
-    ends_at = DateTimeLocalField("Ended (UTC)", validators=[Optional()], format="%Y-%m-%dT%H:%M")
+    starts_at = DateTimeLocalField("Started", validators=[InputRequired()], format="%Y-%m-%dT%H:%M")
+    ends_at = DateTimeLocalField("Ended", validators=[Optional()], format="%Y-%m-%dT%H:%M")
     wearers = SelectMultipleField("Wearers involved", choices=[], validators=[Optional()])
 
 
@@ -96,6 +105,7 @@ def new() -> ResponseReturnValue:
     scope = _incident_scope(Action.MANAGE_INCIDENTS)
     schools = _schools(scope)
     form = IncidentForm()
+    _label_times(form)
     form.school.choices = [SelectChoice(str(s.id), s.name) for s in schools]
     wearers = (
         list(
@@ -137,18 +147,27 @@ def new() -> ResponseReturnValue:
     return render_template("incidents/new.html", form=form), status
 
 
+def _zone() -> str:
+    return str(current_app.extensions["bwc.settings"].time_zone)
+
+
 def _utc(value: datetime | None) -> datetime:
+    """A time typed in the form, read on the district's clock."""
     if value is None:
         raise InvalidInput("give a time")
-    return value.replace(tzinfo=UTC)
+    return from_wall_clock(value, _zone())
+
+
+def _label_times(form: FlaskForm) -> None:
+    zone = _zone()
+    form.starts_at.label.text = f"Started ({zone} time)"
+    form.ends_at.label.text = f"Ended ({zone} time)"
 
 
 class IncidentChangeForm(FlaskForm):
     title = StringField("Title", validators=[InputRequired(), Length(max=incidents.MAX_TITLE)])
-    starts_at = DateTimeLocalField(
-        "Started (UTC)", validators=[InputRequired()], format="%Y-%m-%dT%H:%M"
-    )
-    ends_at = DateTimeLocalField("Ended (UTC)", validators=[Optional()], format="%Y-%m-%dT%H:%M")
+    starts_at = DateTimeLocalField("Started", validators=[InputRequired()], format="%Y-%m-%dT%H:%M")
+    ends_at = DateTimeLocalField("Ended", validators=[Optional()], format="%Y-%m-%dT%H:%M")
     wearers = SelectMultipleField("Wearers involved", choices=[], validators=[Optional()])
 
 
@@ -163,11 +182,12 @@ def edit(incident_id: str) -> ResponseReturnValue:
         if request.method == "POST"
         else {
             "title": incident.title,
-            "starts_at": incident.starts_at.replace(tzinfo=None),
-            "ends_at": incident.ends_at.replace(tzinfo=None) if incident.ends_at else None,
+            "starts_at": to_wall_clock(incident.starts_at, _zone()),
+            "ends_at": to_wall_clock(incident.ends_at, _zone()) if incident.ends_at else None,
             "wearers": [str(w.id) for w in involved],
         }
     )
+    _label_times(form)
     wearers = list(
         db().scalars(
             select(Wearer)

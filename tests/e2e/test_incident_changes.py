@@ -4,12 +4,14 @@ offered; reopening restores that; other schools' people get 404."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
+from app import create_app
 from audit.adapters.sql import AuditEventRow
 from evidence.adapters.sql.items import Incident, incident_evidence
 from evidence.adapters.sql.org import Wearer
@@ -187,3 +189,27 @@ def test_other_schools_and_roles_cannot_change_or_close(web: Flask, world: World
             403,
             404,
         )
+
+
+def test_incident_times_are_typed_and_shown_on_the_districts_clock(
+    world: World, docks: Docks
+) -> None:
+    # A district in Chicago: 08:55 typed in November is 14:55 UTC (CST, UTC-6), the
+    # page says CST, the edit form gives back what was typed, the ledger stays UTC.
+    chicago = create_app(
+        world.settings.with_changes(time_zone="America/Chicago"), start_worker=False
+    )
+    try:
+        supervisor = signed_in(chicago, world, "supervisor")
+        incident_id = _made(supervisor, world)
+        stored = _incident(chicago, incident_id)
+        assert stored.starts_at == datetime(2026, 11, 30, 14, 55, tzinfo=UTC)
+        assert stored.ends_at == datetime(2026, 11, 30, 15, 20, tzinfo=UTC)
+        page = supervisor.get(f"/incidents/{incident_id}").get_data(as_text=True)
+        assert "2026-11-30 08:55 CST" in page and "2026-11-30 09:20 CST" in page
+        form = supervisor.get(f"/incidents/{incident_id}/edit").get_data(as_text=True)
+        assert 'value="2026-11-30T08:55"' in form and "America/Chicago time" in form
+        listing = supervisor.get("/incidents").get_data(as_text=True)
+        assert "2026-11-30 08:55 CST" in listing
+    finally:
+        chicago.extensions["bwc.db"].dispose()
