@@ -311,14 +311,17 @@ def _word_match(session: Session, scope: Scope, word: str) -> _Match:
     in_notes = func.lower(EvidenceItem.notes).like(pattern, escape="\\")
     in_name = func.lower(EvidenceItem.file_name).like(pattern, escape="\\")
     if incident_ids is not None:
+        # Items of the scope only, where the source can tell: a supervisor's word that
+        # is common district-wide is often rare in their schools.
         sources = [
-            select(EvidenceItem.id).where(EvidenceItem.district_id == scope.district_id, in_notes),
-            select(EvidenceItem.id).where(EvidenceItem.district_id == scope.district_id, in_name),
+            select(EvidenceItem.id).where(in_scope(scope), in_notes),
+            select(EvidenceItem.id).where(in_scope(scope), in_name),
         ]
         if tag_ids:
-            sources.append(
-                select(evidence_tags.c.evidence_id).where(evidence_tags.c.tag_id.in_(tag_ids))
-            )
+            tagged = select(evidence_tags.c.evidence_id).where(evidence_tags.c.tag_id.in_(tag_ids))
+            if not scope.district_wide and not scope.wearer_ids:
+                tagged = tagged.where(evidence_tags.c.school_id.in_(sorted(scope.school_ids)))
+            sources.append(tagged)
         if incident_ids:
             sources.append(
                 select(incident_evidence.c.evidence_id).where(
