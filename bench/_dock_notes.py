@@ -152,8 +152,9 @@ def docking_notes(d: dict[str, Any]) -> list[str]:
         f"{upload['agent_cpu_s']:.1f} s, service {upload['server_cpu_s']:.1f} s.",
         f"Wipe: {wipe['seconds']:.1f} s to re-hash the recording "
         f"({mb / wipe['seconds']:,.0f} MB/s; {wipe['read_MB']:,.0f} MB of it from storage, "
-        "the spool pass having left it in the page cache; 1 MiB preads, each a new bytes "
-        f"object), then unlink it and fsync its folder; SHA-256 alone takes "
+        "the spool pass having left it in the page cache; 4 MiB preads into two reused "
+        "buffers, each hashed on a helper thread while the next is read), then unlink it "
+        f"and fsync its folder; SHA-256 alone takes "
         f"{mb / r['sha']:.1f} s. Start-up (interpreter, imports, enrolment, journal, "
         f"simulated USB): {start['seconds']:.1f} s before the first request"
         + (
