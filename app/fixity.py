@@ -62,9 +62,9 @@ def _load(database: Database, vault: Vault, evidence_id: str) -> tuple[EvidenceI
     return item, dek
 
 
-def _obj(item: EvidenceItem) -> vault_core.EncryptedObject:
+def _obj(stored: EvidenceItem | Derivative) -> vault_core.EncryptedObject:
     return vault_core.EncryptedObject(
-        item.object_key, bytes.fromhex(item.object_id or ""), item.stored_size or 0
+        stored.object_key, bytes.fromhex(stored.object_id or ""), stored.stored_size or 0
     )
 
 
@@ -74,8 +74,10 @@ def _event(
     kind: EventType,
     actor: str,
     now: datetime,
+    media_sha256: str | None = None,
     **details: object,
 ) -> None:
+    """A custody event of item; media_sha256 names a derivative's own bytes."""
     record_event(
         session,
         kind,
@@ -84,7 +86,7 @@ def _event(
         actor,
         subject=f"evidence:{item.id}",
         evidence_id=item.id,
-        sha256=item.sha256,
+        sha256=media_sha256 or item.sha256,
         **details,
     )
 
@@ -154,13 +156,8 @@ def _derivative_problem(vault: Vault, derivative: Derivative) -> str | None:
         )
     except IntegrityError:
         return "the wrapped data key failed authentication"
-    obj = vault_core.EncryptedObject(
-        derivative.object_key,
-        bytes.fromhex(derivative.object_id or ""),
-        derivative.stored_size or 0,
-    )
     try:
-        digest = vault_core.digest_object(vault.store, obj, dek)
+        digest = vault_core.digest_object(vault.store, _obj(derivative), dek)
     except IntegrityError:
         return "the stored copy failed authentication"
     except StorageError as exc:
@@ -191,17 +188,7 @@ def _check_derivative(
             row.integrity = "damaged"
             kind = EventType.DERIVATIVE_FIXITY_FAILED
             details["problem"] = problem
-        record_event(
-            session,
-            kind,
-            now,
-            item.district_id,
-            actor,
-            subject=f"evidence:{item.id}",
-            evidence_id=item.id,
-            sha256=row.sha256,
-            **details,
-        )
+        _event(session, item, kind, actor, now, media_sha256=row.sha256, **details)
     if problem is not None:
         logger.error(
             "ALERT: fixity check failed for the %s copy %s of evidence %s: %s",
