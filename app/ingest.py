@@ -31,7 +31,7 @@ from app.jobs import Dispatcher, submit_after_commit
 from app.live_verify import LiveVerifier, Verified
 from app.proxies import queue_proxy_check, wants_proxy_check
 from app.settings import Settings
-from app.staging import Staging
+from app.staging import Staging, UploadBusy
 from app.vault import Vault, encode_wrapped, item_context
 from audit.events import EventType
 from evidence import vault as vault_core
@@ -47,6 +47,11 @@ logger = logging.getLogger(__name__)
 # How long the last PATCH waits for the live verification to read the tail back; past
 # this it reads the whole stored object back itself.
 LIVE_WAIT_SECONDS = 120.0
+
+# How a verified upload became its stored object, as the service log says (the vault
+# benchmark reports it): parts streamed to S3 as it arrived; the staged file adopted;
+# or stored whole (or found stored after a crash) and read back in full.
+STREAMED, ADOPTED, READ_BACK = "streamed", "adopted", "read back"
 
 
 def find_duplicate(session: Session, camera_id: int, file_identity: str, sha: str) -> str | None:
@@ -244,8 +249,7 @@ def finalise(
         object_id = bytes.fromhex(upload.object_id)
         context = dock_context(object_id, camera.serial)
         declared = dict(upload.declared)
-        sha, size, seg = upload.plaintext_sha256, upload.plaintext_size, upload.segment_size
-        length = upload.length
+        sha, file_identity = upload.plaintext_sha256, upload.file_identity
     if duplicate or private is None:
         if live is not None:
             live.discard(upload_id)
@@ -263,6 +267,46 @@ def finalise(
         except IntegrityError:
             return _reject(database, upload_id, "integrity_failed", now, staging)
 
+    identity = f"{camera.id}\x00{file_identity}\x00{sha}"
+    try:
+        with staging.file_lock(identity):
+            # Under the file's lock, so an upload of the same file finishing meanwhile in
+            # any process is seen here, before anything is stored: the loser of that race
+            # stores no object (none is left orphaned) and answers with the winner's item.
+            with database.sessions() as session:
+                duplicate = find_duplicate(session, camera.id, file_identity, sha)
+            if duplicate:
+                if verified is not None:
+                    verified.abandon()
+                return _mark_duplicate(database, upload_id, duplicate, now, staging)
+            return _store_and_record(
+                database, vault, staging, upload_id, dek, verified, camera, declared, now, jobs
+            )
+    except UploadBusy:
+        if verified is not None:
+            verified.abandon()
+        raise StorageError("another upload of this file is being stored; retry") from None
+
+
+def _store_and_record(
+    database: Database,
+    vault: Vault,
+    staging: Staging,
+    upload_id: str,
+    dek: bytes,
+    verified: Verified | None,
+    camera: Camera,
+    declared: dict[str, Any],
+    now: datetime,
+    jobs: Dispatcher | None,
+) -> Outcome:
+    """Store the verified upload (or store and read it back) and create its item, all
+    or nothing; the caller holds the file's lock."""
+    with database.sessions() as session:
+        upload = must_get(session, Upload, upload_id)
+        object_id = bytes.fromhex(upload.object_id)
+        sha, size, seg = upload.plaintext_sha256, upload.plaintext_size, upload.segment_size
+        length, file_identity = upload.length, upload.file_identity
     evidence_id = str(uuid.UUID(upload_id))
     key = vault_core.original_key(evidence_id)
     store = vault.store
@@ -278,12 +322,18 @@ def finalise(
     try:
         header = segments.parse_header(first)
     except IntegrityError:
+        header = None
+    if header is None or header.object_id != object_id or header.segment_size != seg:
+        if verified is not None:
+            verified.abandon()
         _discard(store, key)
-        return _reject(database, upload_id, "malformed_object", now, staging)
-    if header.object_id != object_id or header.segment_size != seg:
-        _discard(store, key)
-        return _reject(database, upload_id, "object_header_mismatch", now, staging)
+        reason = "malformed_object" if header is None else "object_header_mismatch"
+        return _reject(database, upload_id, reason, now, staging)
     digest = None if already_stored else _adopt_verified(store, key, staged, verified)
+    if digest is not None:
+        how = STREAMED if verified is not None and verified.streamed is not None else ADOPTED
+    else:
+        how = READ_BACK
     try:
         if digest is not None:
             stored_size = digest.stored_size
@@ -355,24 +405,26 @@ def finalise(
                 else []
             )
     except DbIntegrityError:
-        # Another upload of the same file won the race: answer with its item.
+        # Another upload of the same file won the race (a process that does not share
+        # this staging folder, hence not its lock): answer with its item, and try to
+        # remove our object. It is retained already, so a store that enforces retention
+        # (S3 Object Lock) refuses, and the refusal is logged for an operator.
         with database.sessions() as session:
-            other = find_duplicate(
-                session, camera.id, upload_file_identity(database, upload_id), sha
-            )
+            other = find_duplicate(session, camera.id, file_identity, sha)
         if other is None:
             raise
+        _discard(store, key)
         return _mark_duplicate(database, upload_id, other, now, staging)
     staging.remove(upload_id)
     submit_after_commit(jobs, queued)
-    logger.info("upload %s verified as evidence %s (%d bytes)", upload_id, evidence_id, size)
+    logger.info(
+        "upload %s verified as evidence %s (%d bytes; stored: %s)",
+        upload_id,
+        evidence_id,
+        size,
+        how,
+    )
     return Outcome("verified", evidence_id=evidence_id)
-
-
-def upload_file_identity(database: Database, upload_id: str) -> str:
-    with database.sessions() as session:
-        upload = must_get(session, Upload, upload_id)
-        return upload.file_identity
 
 
 def _adopt_verified(

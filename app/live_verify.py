@@ -20,14 +20,18 @@ commits is dropped after `idle_seconds`, its key with it."""
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from hashlib import _Hash as Hash
 
 from evidence.crypto import segments
 from evidence.errors import IntegrityError
@@ -36,7 +40,7 @@ from evidence.vault import Digest, digest_chunks
 logger = logging.getLogger(__name__)
 
 READ_SEGMENTS = 4  # sealed segments per read
-PARTS_IN_FLIGHT = 3  # parts being sent to the object store at once, per upload
+PARTS_IN_FLIGHT = 4  # parts being sent to the object store at once, per upload
 
 
 class PartSink(Protocol):
@@ -44,7 +48,7 @@ class PartSink(Protocol):
 
     part_size: int
 
-    def send(self, number: int, chunk: bytes) -> None: ...
+    def send(self, number: int, chunk: bytearray) -> None: ...
 
     def abort(self) -> None: ...
 
@@ -58,6 +62,29 @@ class Verified:
     digest: Digest
     inode: tuple[int, int]
     streamed: Any = None
+
+    def abandon(self) -> None:
+        """Abort the parts sent to the store, if any: they will not become the object."""
+        if self.streamed is not None:
+            self.streamed.abort()
+
+
+def _hash_file(path: Path, length: int) -> str:
+    """SHA-256 of the first `length` bytes of the file at path (which must have them)."""
+    digest, buffer = hashlib.sha256(), bytearray(READ_SEGMENTS * 1024 * 1024)
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        position = 0
+        while position < length:
+            view = memoryview(buffer)[: min(len(buffer), length - position)]
+            got = os.preadv(fd, [view], position)
+            if not got:
+                raise OSError("staged file shorter than its length")
+            digest.update(view[:got])
+            position += got
+    finally:
+        os.close(fd)
+    return digest.hexdigest()
 
 
 class _Abandoned(Exception):
@@ -76,7 +103,7 @@ class _Run:
     ) -> None:
         self.length = length
         self._sink = sink
-        self._path = path
+        self.path = self._path = path
         self._dek = dek
         self._object_id = object_id
         self._idle = idle_seconds
@@ -97,6 +124,9 @@ class _Run:
         with self._changed:
             self._stopped = True
             self._changed.notify_all()
+            if self.result is not None:  # done, and now not wanted
+                self.result.abandon()
+                self.result = None
 
     def _main(self) -> None:
         try:
@@ -110,10 +140,17 @@ class _Run:
             chunks = self._chunks(fd)
             if sender is not None:
                 chunks = sender.tee(chunks)
-            digest = digest_chunks(chunks, self._dek, self._object_id, self.length)
+            digest = digest_chunks(
+                chunks, self._dek, self._object_id, self.length, hash_stored=False
+            )
             streamed = sender.finish() if sender is not None else None
             sender = None
-            self.result = Verified(digest, (st.st_dev, st.st_ino), streamed)
+            result = Verified(digest, (st.st_dev, st.st_ino), streamed)
+            with self._changed:
+                if self._stopped:  # discarded meanwhile: nobody will complete the parts
+                    result.abandon()
+                else:
+                    self.result = result
         except IntegrityError as failed:
             self.failed = failed
         except (_Abandoned, OSError):
@@ -177,17 +214,26 @@ class _Sender:
         self._broken = False
 
     def tee(self, chunks: Iterator[bytes | memoryview]) -> Iterator[bytes | memoryview]:
+        """Each part is filled in a buffer of its own that is then sent as it is: one
+        copy of the bytes, whatever the sizes of the pieces read."""
         size = self._sink.part_size
+        part, filled = bytearray(size), 0
         for chunk in chunks:
             yield chunk  # verified first; the buffer is refilled only after we copy it
             if self._broken:
                 continue
-            self._part += chunk
-            while len(self._part) >= size:
-                self._submit(bytes(self._part[:size]))
-                del self._part[:size]
+            view = memoryview(chunk)
+            while view:
+                take = min(size - filled, len(view))
+                part[filled : filled + take] = view[:take]
+                filled, view = filled + take, view[take:]
+                if filled == size:
+                    self._submit(part)
+                    part, filled = bytearray(size), 0
+        del part[filled:]
+        self._part = part
 
-    def _submit(self, data: bytes) -> None:
+    def _submit(self, data: bytearray) -> None:
         self._number += 1
         number = self._number
         self._in_flight.acquire()
@@ -210,7 +256,7 @@ class _Sender:
         """Send the last part and wait for all; the sink, or None if streaming failed."""
         try:
             if self._part and not self._broken:
-                self._submit(bytes(self._part))
+                self._submit(self._part)
             for future in self._sent:
                 future.exception()
         finally:
@@ -232,13 +278,28 @@ class LiveVerifier:
     def __init__(self, *, idle_seconds: float = 900.0) -> None:
         self._idle = idle_seconds
         self._runs: dict[str, _Run] = {}
+        self._stored: dict[str, tuple[int, Hash]] = {}
         self._lock = threading.Lock()
         self._pid = os.getpid()
 
     def _table(self) -> dict[str, _Run]:
         if os.getpid() != self._pid:  # forked (a worker of a preloaded app): start empty
-            self._runs, self._lock, self._pid = {}, threading.Lock(), os.getpid()
+            self._runs, self._stored = {}, {}
+            self._lock, self._pid = threading.Lock(), os.getpid()
         return self._runs
+
+    def stored_hasher(self, upload_id: str, offset: int) -> Hash | None:
+        """A SHA-256 of the staged file's first `offset` bytes, to be fed the bytes a
+        PATCH appends at offset as they are written: fresh at 0, a copy of the one a
+        PATCH committed here when it ended at offset; None when this process did not see
+        the bytes before offset (their hash is then computed by `finish`, from the file).
+        Committed bytes never change, so a hash that reached offset stays right."""
+        if offset == 0:
+            return hashlib.sha256()
+        with self._lock:
+            self._table()
+            known = self._stored.get(upload_id)
+        return known[1].copy() if known is not None and known[0] == offset else None
 
     def committed(
         self,
@@ -248,13 +309,18 @@ class LiveVerifier:
         length: int,
         key: Callable[[], tuple[bytes, bytes] | None],
         sink: Callable[[], PartSink | None] | None = None,
+        stored: Hash | None = None,
     ) -> None:
         """Bytes [0, offset) of the staged file at path are committed. The first call for
         an upload in this process starts its run; `key` is asked for (data key, object
         id) only then, and None (the key cannot be unwrapped) starts nothing. `sink`,
-        when given, is asked then too for where the bytes should also be sent."""
+        when given, is asked then too for where the bytes should also be sent. `stored`
+        is the SHA-256 of those offset bytes as they were written (`stored_hasher`), if
+        the request computed it."""
         with self._lock:
             table = self._table()
+            if stored is not None:
+                self._stored[upload_id] = (offset, stored)
             run = table.get(upload_id)
             if run is not None and run.done.is_set() and run.result is None and not run.failed:
                 del table[upload_id]  # it gave up (idle): start again from the file
@@ -274,6 +340,7 @@ class LiveVerifier:
         None if it cannot say (see the module's doc). IntegrityError if it failed."""
         with self._lock:
             run = self._table().pop(upload_id, None)
+            stored = self._stored.pop(upload_id, None)
         if run is None:
             return None
         if not run.done.wait(timeout=wait_seconds):
@@ -281,12 +348,24 @@ class LiveVerifier:
             return None
         if run.failed is not None:
             raise run.failed
-        return run.result
+        result = run.result
+        if result is None:
+            return None
+        if stored is not None and stored[0] == run.length:
+            stored_sha256 = stored[1].hexdigest()
+        else:  # some PATCHes went to another process: hash the file as it is
+            try:
+                stored_sha256 = _hash_file(run.path, run.length)
+            except OSError:
+                result.abandon()
+                return None
+        return replace(result, digest=replace(result.digest, stored_sha256=stored_sha256))
 
     def discard(self, upload_id: str) -> None:
         """Stop the upload's run, if any (terminated, rejected, expired)."""
         with self._lock:
             run = self._table().pop(upload_id, None)
+            self._stored.pop(upload_id, None)
         if run is not None:
             run.stop()
 

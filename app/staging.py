@@ -9,10 +9,11 @@ folder (and its locks) over the network file system or pins an upload to one hos
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import os
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
@@ -24,6 +25,7 @@ from app.writeback import start_writeback
 
 _UPLOAD_ID = re.compile(r"^[0-9a-f]{32}$")
 CHUNK = 1024 * 1024
+BUFFER_BYTES = 2 * CHUNK  # received, hashed and written at a time
 WRITEBACK_BYTES = 8 * CHUNK  # queue the disk writes this often while a PATCH arrives
 
 
@@ -47,34 +49,52 @@ class StagedUpload:
         return os.fstat(self._handle.fileno()).st_size
 
     def append(
-        self, chunks: Iterator[bytes], limit: int, digest: Hash | None = None
+        self,
+        readinto: Callable[[memoryview], int],
+        limit: int,
+        digests: Sequence[Hash] = (),
     ) -> tuple[int, bool]:
-        """Append chunks (at most limit bytes), feeding each to digest; fsync; return
-        (bytes written, cut short).
+        """Append what `readinto` delivers (at most limit bytes), feeding it to each of
+        digests; fsync; return (bytes written, cut short).
 
-        `cut short` is True when the client went away mid-body: what arrived is kept.
-        The disk's writeback is started every `WRITEBACK_BYTES` (app/writeback.py)."""
-        written = 0
+        `readinto(buffer)` fills the start of buffer and says how many bytes; 0 at the
+        end of the body, ConnectionError if the client went away: what arrived is then
+        kept and `cut short` is True. More than limit bytes is a ValueError. The bytes
+        pass through one buffer, reused (no new memory per chunk). The disk's writeback
+        is started every `WRITEBACK_BYTES` (app/writeback.py); the fsync at the end is
+        what makes the new offset safe to report.
+
+        (Receiving on this thread while a helper hashed and wrote the previous buffer
+        was tried: on this disk it was slower, the writes being what waits.)"""
         fd = self._handle.fileno()
         start = flushed = os.lseek(fd, 0, os.SEEK_END)
-        cut = False
+        buffer = memoryview(bytearray(BUFFER_BYTES))
+        written, cut = 0, False
         try:
-            for chunk in chunks:
-                if written + len(chunk) > limit:
+            while not cut:
+                # one byte past the limit shows that a body is too long
+                room = buffer[: min(len(buffer), limit - written + 1)]
+                filled = 0
+                try:
+                    while filled < len(room) and (got := readinto(room[filled:])):
+                        filled += got
+                except ConnectionError:
+                    cut = True
+                if written + filled > limit:
                     raise ValueError("more bytes than the upload's length")
-                if digest is not None:
-                    digest.update(chunk)
-                view = memoryview(chunk)
+                view = room[:filled]
+                for digest in digests:
+                    digest.update(view)
                 while view:
                     view = view[os.write(fd, view) :]
-                written += len(chunk)
+                written += filled
                 if start + written - flushed >= WRITEBACK_BYTES:
                     start_writeback(fd, flushed, start + written - flushed)
                     flushed = start + written
-        except ConnectionError:
-            cut = True
+                if filled < len(room):
+                    break
         finally:
-            os.fsync(fd)
+            os.fdatasync(fd)  # the data and the size that reaches it; not the times
         return written, cut
 
     def truncate(self, offset: int) -> None:
@@ -82,8 +102,24 @@ class StagedUpload:
         os.fsync(self._handle.fileno())
 
 
+def _flock(path: Path, wait_seconds: float, name: str) -> int:
+    """An open descriptor of the lock file at path, holding its exclusive lock;
+    UploadBusy(name) if another holder keeps it longer than wait_seconds."""
+    lock_fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    deadline = time.monotonic() + wait_seconds
+    while True:
+        try:
+            fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return lock_fd
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                os.close(lock_fd)
+                raise UploadBusy(name) from None
+            time.sleep(0.02)
+
+
 class Staging:
-    """The folder of staged uploads."""
+    """The folder of staged uploads (and, in `identities/`, the file identities' locks)."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
@@ -113,19 +149,8 @@ class Staging:
         requests after the staged bytes moved into the object store; the staged file is
         then missing and FileNotFoundError is raised only when it is used."""
         path = self._path(upload_id)
-        lock_fd = os.open(
-            self.root / f"{upload_id}.lock", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600
-        )
+        lock_fd = _flock(self.root / f"{upload_id}.lock", wait_seconds, upload_id)
         try:
-            deadline = time.monotonic() + wait_seconds
-            while True:
-                try:
-                    fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
-                except BlockingIOError:
-                    if time.monotonic() >= deadline:
-                        raise UploadBusy(upload_id) from None
-                    time.sleep(0.05)
             try:
                 fd = os.open(path, os.O_RDWR | os.O_NOFOLLOW)
             except FileNotFoundError:
@@ -136,6 +161,23 @@ class Staging:
                 yield StagedUpload(path, handle)  # type: ignore[arg-type]
             finally:
                 handle.close()
+        finally:
+            os.close(lock_fd)
+
+    @contextmanager
+    def file_lock(self, identity: str, *, wait_seconds: float = 600.0) -> Iterator[None]:
+        """Hold the lock of one file identity (a camera, its file identity and the
+        plaintext SHA-256) among every process sharing this folder, so two uploads of one
+        file cannot both store an object and race to become its item. The identities
+        share 64 lock files (by hash), so an unrelated upload may wait a moment: the lock
+        is held only while an upload is stored and recorded. UploadBusy after
+        wait_seconds."""
+        stripe = int(hashlib.sha256(identity.encode()).hexdigest()[:2], 16) % 64
+        folder = self.root / "identities"
+        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        lock_fd = _flock(folder / f"{stripe:02d}.lock", wait_seconds, identity)
+        try:
+            yield
         finally:
             os.close(lock_fd)
 

@@ -56,20 +56,28 @@ def digest_object(store: ObjectStore, obj: EncryptedObject, dek: bytes) -> Diges
 
 
 def digest_chunks(
-    chunks: Iterable[bytes | memoryview], dek: bytes, object_id: bytes, stored_size: int
+    chunks: Iterable[bytes | memoryview],
+    dek: bytes,
+    object_id: bytes,
+    stored_size: int,
+    *,
+    hash_stored: bool = True,
 ) -> Digest:
     """`digest_object` for ciphertext arriving as chunks from anywhere (a stored object,
     or a staged upload read back from its file as it grows).
 
     Exactly `stored_size` bytes must arrive: any other count, a segment that fails
-    authentication or a header naming another object raises IntegrityError."""
+    authentication or a header naming another object raises IntegrityError. With
+    `hash_stored=False` the ciphertext is not hashed (`stored_sha256` is empty): for a
+    caller that hashed those very bytes already, as they were written."""
     stored_hash = hashlib.sha256()
     counted_size = 0
 
     def counted() -> Iterator[bytes | memoryview]:
         nonlocal counted_size
         for chunk in chunks:
-            stored_hash.update(chunk)
+            if hash_stored:
+                stored_hash.update(chunk)
             counted_size += len(chunk)
             yield chunk
 
@@ -80,7 +88,8 @@ def digest_chunks(
         size += len(piece)
     if counted_size != stored_size:
         raise IntegrityError("stored object failed authentication")
-    return Digest(plain_hash.hexdigest(), size, stored_hash.hexdigest(), counted_size)
+    stored_sha256 = stored_hash.hexdigest() if hash_stored else ""
+    return Digest(plain_hash.hexdigest(), size, stored_sha256, counted_size)
 
 
 class _StoreRange:

@@ -2,7 +2,7 @@
 
 Extensions: creation, checksum (sha256), termination, expiration. Docks authenticate with
 `Authorization: Bearer <dock credential>`; an upload of another dock answers 404. Bodies
-stream to the staging file in 1 MiB chunks, never whole into memory; each committed
+stream to the staging file through one reused buffer, never whole into memory; each committed
 PATCH is read back and verified on a thread while the next one arrives
 (app/live_verify.py), so the last PATCH has only the tail left to check."""
 
@@ -13,15 +13,14 @@ import binascii
 import hashlib
 import logging
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable
 from datetime import timedelta
 from email.utils import format_datetime
 from pathlib import Path
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
 from flask import Blueprint, Response, current_app, g, jsonify, request
 from flask.typing import ResponseReturnValue
-from werkzeug.exceptions import ClientDisconnected
 
 from app import ingest
 from app.api.dock_auth import TUS_VERSION, dock_error, dock_required, tus_headers
@@ -30,13 +29,17 @@ from app.declaration import UploadRefused, declare, parse_metadata
 from app.ledger import LedgerService
 from app.live_verify import LiveVerifier, PartSink
 from app.receipts import receipt
-from app.staging import CHUNK, Staging, UploadBusy
+from app.request_body import body_reader
+from app.staging import Staging, UploadBusy
 from app.vault import INGEST_ALGORITHM, Vault
 from app.web.context import db, now
 from evidence import vault as vault_core
 from evidence.adapters.sql.org import Dock
 from evidence.adapters.sql.vault import Upload
 from evidence.errors import StorageError
+
+if TYPE_CHECKING:
+    from hashlib import _Hash as Hash
 
 logger = logging.getLogger(__name__)
 uploads_api = Blueprint("uploads_api", __name__, url_prefix="/api/v1")
@@ -161,29 +164,13 @@ def head(upload_id: str) -> ResponseReturnValue:
     return _offset_headers(Response(status=200), upload, offset)
 
 
-def _body_chunks() -> Iterator[bytes]:
-    """The request body in chunks, stopping at Content-Length.
-
-    With a Content-Length the server's own input stream is read (gunicorn's reader, or
-    the socket file): exactly that many bytes, never past them. Werkzeug's wrapper
-    around it copies every chunk once more, which costs a quarter of the PATCH rate on
-    large uploads. Without one (chunked transfer), werkzeug's stream decodes the body."""
+def _body() -> Callable[[memoryview], int]:
+    """`readinto` for the request body, stopping at Content-Length, straight from the
+    server's socket where it can be (app/request_body.py). Without a Content-Length
+    (chunked transfer), werkzeug's stream decodes the body."""
     left = request.content_length
     stream = request.stream if left is None else request.environ["wsgi.input"]
-    while left is None or left > 0:
-        try:
-            chunk = stream.read(CHUNK if left is None else min(CHUNK, left))
-        except ClientDisconnected:
-            raise ConnectionError("client went away") from None
-        except OSError as exc:  # the socket file: reset, timed out
-            raise ConnectionError("client went away") from exc
-        if not chunk:
-            if left:
-                raise ConnectionError("client went away")
-            return
-        if left is not None:
-            left -= len(chunk)
-        yield chunk
+    return body_reader(request.environ, left, stream)
 
 
 def _checksum() -> bytes | None:
@@ -235,13 +222,18 @@ def patch(upload_id: str) -> ResponseReturnValue:
             if claimed != start:
                 return dock_error(409, "offset_mismatch", f"the upload's offset is {start}")
             hasher = hashlib.sha256() if expected is not None else None
+            # The whole file's SHA-256 too, from the bytes as they are written, when this
+            # process saw every PATCH before this one (app/live_verify.py).
+            stored = _live().stored_hasher(upload_id, start)
+            digests = [h for h in (hasher, stored) if h is not None]
             try:
-                _written, cut = staged.append(_body_chunks(), length - start, hasher)
+                _written, cut = staged.append(_body(), length - start, digests)
             except ValueError:
                 staged.truncate(start)
                 return dock_error(413, "too_long", "more bytes than Upload-Length")
             if hasher is not None and (cut or hasher.digest() != expected):
                 staged.truncate(start)  # the whole PATCH is discarded (tus checksum)
+                stored = None
                 if not cut:
                     return dock_error(
                         460, "checksum_mismatch", "the chunk's SHA-256 does not match"
@@ -249,7 +241,7 @@ def patch(upload_id: str) -> ResponseReturnValue:
             offset = staged.offset
             _record_offset(upload_id, offset)
             if offset > start:
-                _verify_as_it_arrives(upload_id, staged.path, offset, length)
+                _verify_as_it_arrives(upload_id, staged.path, offset, length, stored)
             if cut:
                 return tus_headers(Response(status=400))
             if offset == length:
@@ -269,7 +261,9 @@ def _record_offset(upload_id: str, offset: int) -> None:
         db().commit()
 
 
-def _verify_as_it_arrives(upload_id: str, path: Path, offset: int, length: int) -> None:
+def _verify_as_it_arrives(
+    upload_id: str, path: Path, offset: int, length: int, stored: Hash | None
+) -> None:
     """Let this process read the committed bytes back now, on a thread of its own, when
     the store can adopt the staged file as it is, or take its parts as they are read
     (S3 multipart), so the last PATCH need not store and read back the whole file
@@ -295,7 +289,7 @@ def _verify_as_it_arrives(upload_id: str, path: Path, offset: int, length: int) 
             return None
         return streamed
 
-    _live().committed(upload_id, path, offset, length, key, sink)
+    _live().committed(upload_id, path, offset, length, key, sink, stored)
 
 
 def _finish(upload_id: str, offset: int) -> ResponseReturnValue:

@@ -26,6 +26,7 @@ logger = logging.getLogger(__name__)
 MiB = 1024 * 1024
 MIN_PART_SIZE = 5 * MiB  # S3's minimum for every part but the last
 MAX_PARTS = 10_000
+STREAMED_PART_SIZE = 8 * MiB  # parts of an upload streamed while it arrives
 LOCK_MODES = frozenset({"COMPLIANCE", "GOVERNANCE"})
 
 # botocore retries every call (throttling such as SlowDown, 5xx, connection errors and
@@ -73,7 +74,7 @@ def _utc_ceil(when: datetime) -> datetime:
     return when
 
 
-def _b64_sha256(data: bytes) -> str:
+def _b64_sha256(data: bytes | bytearray) -> str:
     return base64.b64encode(hashlib.sha256(data).digest()).decode("ascii")
 
 
@@ -449,16 +450,19 @@ class S3ObjectStore:
             )
 
     def _upload_part(
-        self, name: str, key: str, upload_id: str, number: int, chunk: bytes
+        self, name: str, key: str, upload_id: str, number: int, chunk: bytes | bytearray
     ) -> dict[str, Any]:
         checksum = _b64_sha256(chunk)
+        # bytes, as every S3 client takes them (moto's in-process stub refuses a
+        # bytearray); one copy of a part, small beside sending it
+        body = bytes(chunk) if isinstance(chunk, bytearray) else chunk
         with _translated("upload a part of", key):
             response = self.client.upload_part(
                 Bucket=self.bucket,
                 Key=name,
                 UploadId=upload_id,
                 PartNumber=number,
-                Body=chunk,
+                Body=body,
                 ChecksumAlgorithm="SHA256",
                 ChecksumSHA256=checksum,
             )
@@ -487,14 +491,17 @@ class StreamedPut:
     in `abort` (a bucket lifecycle rule is the backstop, as for every multipart)."""
 
     def __init__(self, store: S3ObjectStore, name: str, key: str, upload_id: str) -> None:
-        self.part_size = store.part_size
+        # Smaller parts than a whole put's: a part starts on its way as soon as it is
+        # verified, so the upload's last PATCH waits for less (at most 10,000 parts of
+        # 8 MiB: 78 GiB per object)
+        self.part_size = min(store.part_size, STREAMED_PART_SIZE)
         self.key = key
         self._store, self._name, self._upload_id = store, name, upload_id
         self._parts: dict[int, dict[str, Any]] = {}
         self._sizes: dict[int, int] = {}
         self._lock = threading.Lock()
 
-    def send(self, number: int, chunk: bytes) -> None:
+    def send(self, number: int, chunk: bytes | bytearray) -> None:
         """Upload part `number` (1-based); every part but the last is `part_size` long."""
         if not 1 <= number <= MAX_PARTS:
             raise StorageError(f"{self.key}: part {number} is outside 1..{MAX_PARTS}")

@@ -92,6 +92,15 @@ def _count(world: World, model: type) -> int:
         database.dispose()
 
 
+def _staged(world: World) -> list[str]:
+    """What the staging folder holds besides the file identities' lock files (which
+    carry no bytes and stay)."""
+    root = world.settings.upload_path
+    locks = root / "identities"
+    assert not locks.exists() or all(p.suffix == ".lock" for p in locks.iterdir())
+    return sorted(p.name for p in root.iterdir() if p != locks)
+
+
 def test_options_advertises_tus_extensions_and_sha256(api: FlaskClient) -> None:
     answer = api.options("/api/v1/uploads/")
     assert answer.status_code == 204
@@ -174,7 +183,7 @@ def test_a_declared_hash_that_does_not_match_is_rejected_and_nothing_is_kept(
     objects = Path(world.settings.storage_url.removeprefix("file://"))
     kept = [p for p in objects.rglob("*") if p.is_file() and p.name != ".lock"]
     assert kept == [], "rejected bytes stayed in the store"
-    assert not any(world.settings.upload_path.iterdir()), "staged bytes stayed behind"
+    assert _staged(world) == [], "staged bytes stayed behind"
 
 
 def test_a_tampered_ciphertext_is_rejected(api: FlaskClient, docks: Docks, world: World) -> None:
@@ -304,7 +313,7 @@ def test_termination_removes_the_staged_bytes(api: FlaskClient, docks: Docks, wo
     _patch(api, docks.north_credential, location, sealed.ciphertext[:3000], 0)
     assert api.delete(location, headers=tus_headers(docks.north_credential)).status_code == 204
     assert api.head(location, headers=tus_headers(docks.north_credential)).status_code == 410
-    assert not any(world.settings.upload_path.iterdir())
+    assert _staged(world) == []
 
 
 def test_abandoned_uploads_expire_and_are_cleaned_up(
@@ -335,7 +344,7 @@ def test_abandoned_uploads_expire_and_are_cleaned_up(
     )
     database.dispose()
     assert api.head(location, headers=tus_headers(docks.north_credential)).status_code == 410
-    assert not any(world.settings.upload_path.iterdir())
+    assert _staged(world) == []
     assert encode_tus_metadata({}) == ""
     assert NORTH_CAMERA
 
@@ -523,3 +532,80 @@ def test_a_tampered_segment_in_an_early_patch_fails_the_live_verification(
     assert _count(world, EvidenceItem) == 0
     objects = world.settings.data_dir / "objects"
     assert [p for p in objects.rglob("*.obj")] == []
+
+
+def test_two_uploads_of_one_file_racing_leave_one_item_and_one_stored_object(
+    vault_app: Flask, docks: Docks, world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Both uploads are created before either is verified, so both get their bytes in;
+    the second to finish waits for the first under the file's lock, then finds its item
+    and stores nothing: no orphaned object of the loser is left in the store."""
+    import threading
+
+    from app import ingest
+    from app.staging import Staging
+
+    plaintext = os.urandom(20000)
+    first, second = seal(docks, plaintext), seal(docks, plaintext)
+    api = vault_app.test_client()
+    locations = []
+    for sealed in (first, second):
+        created = _create(api, docks.north_credential, sealed)
+        assert created.status_code == 201
+        assert created.headers["Upload-Offset"] == "0"  # not a duplicate yet
+        location = created.headers["Location"]
+        head = sealed.ciphertext[:-100]
+        assert _patch(api, docks.north_credential, location, head, 0).status_code == 204
+        locations.append(location)
+
+    first_inside, first_may_go = threading.Event(), threading.Event()
+    real_store, real_lock = ingest._store_and_record, Staging.file_lock
+    lock_calls: list[str] = []
+
+    def held_open(*args, **kwargs):  # type: ignore[no-untyped-def]
+        if args[3] == locations[0].rsplit("/", 1)[1]:
+            first_inside.set()
+            assert first_may_go.wait(30)
+        return real_store(*args, **kwargs)
+
+    def counted_lock(self, identity, **kwargs):  # type: ignore[no-untyped-def]
+        lock_calls.append(identity)
+        return real_lock(self, identity, **kwargs)
+
+    monkeypatch.setattr(ingest, "_store_and_record", held_open)
+    monkeypatch.setattr(Staging, "file_lock", counted_lock)
+    answers: dict[int, int] = {}
+
+    def finish(n: int, sealed: Sealed) -> None:
+        client = vault_app.test_client()
+        tail, offset = sealed.ciphertext[-100:], len(sealed.ciphertext) - 100
+        answer = _patch(client, docks.north_credential, locations[n], tail, offset)
+        answers[n] = answer.status_code
+
+    one = threading.Thread(target=finish, args=(0, first))
+    one.start()
+    assert first_inside.wait(30)
+    two = threading.Thread(target=finish, args=(1, second))
+    two.start()
+    for _ in range(300):  # the second reaches the file's lock and waits there
+        if len(lock_calls) == 2:
+            break
+        two.join(0.01)
+    assert len(lock_calls) == 2 and two.is_alive()
+    first_may_go.set()
+    one.join(30)
+    two.join(30)
+    assert answers == {0: 204, 1: 204}
+
+    receipts = [
+        api.get(location + "/receipt", headers=tus_headers(docks.north_credential)).get_json()
+        for location in locations
+    ]
+    assert [r["status"] for r in receipts] == ["verified", "verified"]
+    assert receipts[1]["duplicate"] is True
+    assert receipts[1]["evidence_id"] == receipts[0]["evidence_id"]
+    assert _count(world, EvidenceItem) == 1
+    stored = sorted((world.settings.data_dir / "objects" / "originals").glob("*.obj"))
+    assert [p.name for p in stored] == [f"{receipts[0]['evidence_id']}.obj"]
+    assert stored[0].read_bytes() == first.ciphertext
+    assert _staged(world) == []
