@@ -35,7 +35,8 @@ def body_reader(
     ConnectionError when the client goes away before the end."""
     taken = _take_over_gunicorn_body(environ, length)
     if taken is not None:
-        return _SocketBody(*taken, length or 0).readinto
+        sock, ahead, body = taken
+        return _SocketBody(sock, ahead, body, length or 0).readinto
     return _StreamBody(stream, length).readinto
 
 
