@@ -23,6 +23,7 @@ from evidence.adapters.sql.items import (
     EvidenceItem,
     Tag,
     evidence_tags,
+    refresh_search_text,
     tag_link,
 )
 from evidence.adapters.sql.org import User
@@ -99,6 +100,7 @@ def add_tag(session: Session, item: EvidenceItem, user: User, name: str, now: da
     session.execute(
         insert(evidence_tags).values(tag_link(item, tag.id, added_by=user.id, added_at=now))
     )
+    refresh_search_text(session, [item.id])
     record_item_event(session, EventType.EVIDENCE_TAGGED, item, user, now, tag=tag.name)
     return tag
 
@@ -115,6 +117,7 @@ def remove_tag(
         )
     )
     if removed.rowcount:  # type: ignore[attr-defined]
+        refresh_search_text(session, [item.id])
         record_item_event(session, EventType.EVIDENCE_UNTAGGED, item, user, now, tag=tag.name)
 
 

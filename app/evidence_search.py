@@ -37,10 +37,10 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
 from app import local_time
+from evidence import search_text
 from evidence.adapters.sql.items import (
     EVIDENCE_STATUSES,
     EvidenceItem,
-    Incident,
     Tag,
     evidence_tags,
     incident_evidence,
@@ -216,11 +216,6 @@ def in_scope(scope: Scope) -> ColumnElement[bool]:
     return and_(clause, or_(*reach)) if reach else and_(clause, false())
 
 
-def _like(text: str) -> str:
-    escaped = text.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"%{escaped}%"
-
-
 #: A word or tag matching fewer items than this is looked up: its items' ids are read
 #: from the indexes and only those rows fetched and sorted. One matching more is
 #: checked row by row while the list's order is walked, which finds a page quickly
@@ -236,27 +231,13 @@ FEW_MATCHES = 8_000
 MAX_BRANCHES = 12
 
 
-def _matching_tags(session: Session, district_id: int, pattern: str, exact: bool) -> list[int]:
-    name = func.lower(Tag.name)
-    condition = name == pattern if exact else name.like(pattern, escape="\\")
-    return list(session.scalars(select(Tag.id).where(Tag.district_id == district_id, condition)))
-
-
-def _matching_incidents(
-    session: Session, district_id: int, pattern: str, limit: int
-) -> list[str] | None:
-    """Ids of incidents whose title holds the word; None when more than limit do."""
-    ids = list(
+def _matching_tags(session: Session, district_id: int, name: str) -> list[int]:
+    """The district's tags of this name (any case)."""
+    return list(
         session.scalars(
-            select(Incident.id)
-            .where(
-                Incident.district_id == district_id,
-                func.lower(Incident.title).like(pattern, escape="\\"),
-            )
-            .limit(limit + 1)
+            select(Tag.id).where(Tag.district_id == district_id, func.lower(Tag.name) == name)
         )
     )
-    return None if len(ids) > limit else ids
 
 
 @dataclass(frozen=True)
@@ -281,7 +262,7 @@ def _listed(session: Session, sources: list[Select[Any]]) -> list[str] | None:
 
 
 def _tag_match(session: Session, scope: Scope, tag: str) -> _Match:
-    tag_ids = _matching_tags(session, scope.district_id, tag.lower(), exact=True)
+    tag_ids = _matching_tags(session, scope.district_id, tag.lower())
     if not tag_ids:
         return _Match(false(), [])
     ids = _listed(
@@ -299,88 +280,26 @@ def _tag_match(session: Session, scope: Scope, tag: str) -> _Match:
     )
 
 
-def _word_match(session: Session, scope: Scope, word: str) -> _Match:
-    """Items with the word in a tag, a linked incident's title, the notes or the name.
+def _in_text(word: str) -> ColumnElement[bool]:
+    return EvidenceItem.search_text.like(search_text.pattern(word), escape="\\")
 
-    Tags and incidents are matched in their own (small) tables first, so the item-side
-    check is by id; names and notes go through the trigram indexes on PostgreSQL
-    (migration 0010) when looked up, and are tested on the row when walked."""
-    pattern = _like(word)
-    tag_ids = _matching_tags(session, scope.district_id, pattern, exact=False)
-    incident_ids = _matching_incidents(session, scope.district_id, pattern, FEW_MATCHES)
-    in_notes = func.lower(EvidenceItem.notes).like(pattern, escape="\\")
-    in_name = func.lower(EvidenceItem.file_name).like(pattern, escape="\\")
-    if incident_ids is not None:
-        # Items of the scope only, where the source can tell: a supervisor's word that
-        # is common district-wide is often rare in their schools.
-        sources = [
-            select(EvidenceItem.id).where(in_scope(scope), in_notes),
-            select(EvidenceItem.id).where(in_scope(scope), in_name),
-        ]
-        if tag_ids:
-            tagged = select(evidence_tags.c.evidence_id).where(evidence_tags.c.tag_id.in_(tag_ids))
-            if not scope.district_wide and not scope.wearer_ids:
-                tagged = tagged.where(evidence_tags.c.school_id.in_(sorted(scope.school_ids)))
-            sources.append(tagged)
-        if incident_ids:
-            sources.append(
-                select(incident_evidence.c.evidence_id).where(
-                    incident_evidence.c.incident_id.in_(incident_ids)
-                )
-            )
-        ids = _listed(session, sources)
-        if ids is not None:
-            return _Match(EvidenceItem.id.in_(ids) if ids else false(), ids)
-    alternatives: list[ColumnElement[bool]] = [in_notes, in_name]
-    if tag_ids:
-        alternatives.append(
-            exists(
-                select(1).where(
-                    evidence_tags.c.evidence_id == EvidenceItem.id,
-                    evidence_tags.c.tag_id.in_(tag_ids),
-                )
-            )
-        )
-    titled = (
-        select(1)
-        .select_from(incident_evidence)
-        .where(incident_evidence.c.evidence_id == EvidenceItem.id)
-    )
-    if incident_ids is None:  # too many to list: match the titles through the join
-        titled = titled.join(Incident, Incident.id == incident_evidence.c.incident_id).where(
-            func.lower(Incident.title).like(pattern, escape="\\")
-        )
-        alternatives.append(exists(titled))
-    elif incident_ids:
-        alternatives.append(exists(titled.where(incident_evidence.c.incident_id.in_(incident_ids))))
-    return _Match(or_(*alternatives))
+
+def _word_match(session: Session, scope: Scope, word: str) -> _Match:
+    """Items with the word in their search text (name, notes, tags, linked incidents'
+    titles: evidence/search_text.py). The probe counts the scope's items only, through
+    the trigram index on PostgreSQL: a word common district-wide is often rare in a
+    supervisor's schools."""
+    clause = _in_text(word)
+    ids = _listed(session, [select(EvidenceItem.id).where(in_scope(scope), clause)])
+    if ids is not None:
+        return _Match(EvidenceItem.id.in_(ids) if ids else false(), ids)
+    return _Match(clause)
 
 
 def _text_clause(text: str) -> ColumnElement[bool]:
-    """Every word appears in a tag, the notes, a linked incident's title or the name
-    (without a session: one plan, correct everywhere, used outside the list page)."""
-    clauses = []
-    for word in text.split():
-        pattern = _like(word)
-        tagged = select(evidence_tags.c.evidence_id).where(
-            evidence_tags.c.tag_id.in_(
-                select(Tag.id).where(func.lower(Tag.name).like(pattern, escape="\\"))
-            )
-        )
-        titled = select(incident_evidence.c.evidence_id).where(
-            incident_evidence.c.incident_id.in_(
-                select(Incident.id).where(func.lower(Incident.title).like(pattern, escape="\\"))
-            )
-        )
-        clauses.append(
-            or_(
-                EvidenceItem.id.in_(tagged),
-                EvidenceItem.id.in_(titled),
-                func.lower(EvidenceItem.notes).like(pattern, escape="\\"),
-                func.lower(EvidenceItem.file_name).like(pattern, escape="\\"),
-            )
-        )
-    return and_(*clauses)
+    """Every word appears in the item's search text (without a session: one plan,
+    correct everywhere, used outside the list page)."""
+    return and_(*(_in_text(word) for word in text.split()))
 
 
 def _tag_clause(scope: Scope, tag: str) -> ColumnElement[bool]:
@@ -547,7 +466,7 @@ def _ordered_tag(session: Session, scope: Scope, filters: Filters) -> int | None
     order (the recorded sorts); None otherwise."""
     if filters.tag is None or SORTS[filters.sort][1] != "recorded":
         return None
-    tag_ids = _matching_tags(session, scope.district_id, filters.tag.lower(), exact=True)
+    tag_ids = _matching_tags(session, scope.district_id, filters.tag.lower())
     return tag_ids[0] if len(tag_ids) == 1 else None
 
 

@@ -14,7 +14,13 @@ from sqlalchemy.orm import Session
 from app.annotate import clean_text, record_item_event
 from app.custody import record_event
 from audit.events import EventType
-from evidence.adapters.sql.items import EvidenceItem, Incident, incident_evidence, incident_wearers
+from evidence.adapters.sql.items import (
+    EvidenceItem,
+    Incident,
+    incident_evidence,
+    incident_wearers,
+    refresh_search_text,
+)
 from evidence.adapters.sql.org import User, Wearer
 from evidence.errors import Conflict, InvalidInput
 
@@ -144,6 +150,11 @@ def change_incident(
     if not changed:
         return False
     incident.title, incident.starts_at, incident.ends_at = title_text, starts_at, ends_at
+    if "title" in changed:  # the linked items' search text holds the title
+        linked = select(incident_evidence.c.evidence_id).where(
+            incident_evidence.c.incident_id == incident.id
+        )
+        refresh_search_text(session, session.scalars(linked))
     if before != after:
         session.execute(
             delete(incident_wearers).where(incident_wearers.c.incident_id == incident.id)
@@ -232,6 +243,7 @@ def link(
             incident_id=incident.id, evidence_id=item.id, linked_by=user.id, linked_at=now
         )
     )
+    refresh_search_text(session, [item.id])
     _custody(session, EventType.EVIDENCE_LINKED, incident, item, user, now)
     return True
 
@@ -247,6 +259,7 @@ def unlink(
     )
     if not removed.rowcount:  # type: ignore[attr-defined]
         return False
+    refresh_search_text(session, [item.id])
     _custody(session, EventType.EVIDENCE_UNLINKED, incident, item, user, now)
     return True
 

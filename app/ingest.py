@@ -40,6 +40,7 @@ from evidence.adapters.sql.org import Camera, Dock, Wearer
 from evidence.adapters.sql.vault import Upload
 from evidence.crypto import keywrap, segments
 from evidence.errors import EvidenceError, IntegrityError, NotAdoptable, StorageError
+from evidence.search_text import compose as compose_search_text
 from evidence.upload_metadata import dock_context
 
 logger = logging.getLogger(__name__)
@@ -554,6 +555,7 @@ def _new_item(
         integrity="ok",
         last_fixity_at=now,
     )
+    item.search_text = compose_search_text(item.file_name, None, (), ())
     session.add(item)
     session.flush()
     return item

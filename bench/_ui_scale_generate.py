@@ -117,9 +117,14 @@ def generate(
     step(f"custody events loaded in {timings['custody_copy_s']:.0f} s; items and the rest next")
     mark = time.perf_counter()
     tampered = set(sched.tampered.tolist())
+    titles: dict[int, list[str]] = {}
+    for incident, i, _, _ in out.links:
+        titles.setdefault(i, []).append(inc.title[incident])
     counts = {
         "evidence_items": loader.copy(
-            "evidence_items", ITEM_COLUMNS, item_rows(rec, facts, names, out, world, tampered)
+            "evidence_items",
+            ITEM_COLUMNS,
+            item_rows(rec, facts, names, out, world, tampered, titles),
         ),
         "activation_events": loader.copy(
             "activation_events", ACTIVATION_COLUMNS, activation_rows(rec, facts, names, world)

@@ -38,6 +38,7 @@ from sqlalchemy import event
 from app import create_app
 from app.accounts.admin import principal_for
 from app.db import Database
+from app.server import settle_worker
 from evidence.adapters.sql.org import User
 from evidence.policy import Action, scope_for
 
@@ -71,6 +72,7 @@ class UiBench:
         self.world = world
         self.rng = random.Random(7)
         self.app = create_app(world.settings, start_worker=False)
+        settle_worker()  # as a gunicorn worker does once its app is built (app/server.py)
         engine = self.app.extensions["bwc.db"].engine
         self.backends = _AppBackends(engine)
         self.clock = WsgiClock(self.app, engine, self.backends)

@@ -5,18 +5,13 @@ and process (never in the project's files or migrations).
   with the parameters of their slowest call in the run.
 - Indexes, one at a time: created in this database, ANALYZEd, the measures they serve
   re-run, dropped again.
-- Query changes (bench/_ui_scale_rewrites.py): the app's `search` and the rewritten one
-  on the same random inputs, through SQLAlchemy on the same database, checked to return
-  the same page every time.
-- gc.freeze() once the app is built (what a gunicorn post_worker_init hook would call):
-  full collections then skip the objects every worker holds from start-up.
-- All of it at once: the indexes, the trigram indexes, gc.freeze(), and the rewritten
-  search bound into this process (app.web.evidence_pages.search); every page measure
-  re-run."""
+- Query changes: the app's `search` and variants of it (other rare-word thresholds) on
+  the same random inputs, through SQLAlchemy on the same database, checked to return the
+  same page every time.
+- All of it at once: the indexes; every page measure re-run."""
 
 from __future__ import annotations
 
-import gc
 import random
 import re
 import time
@@ -26,8 +21,6 @@ from typing import Any
 import psycopg
 from _common import _libpq, percentile
 from _ui_scale_requests import deep_page, vocabulary
-from _ui_scale_rewrites import TRIGRAM_INDEXES
-from _ui_scale_rewrites import search as proposed_search
 
 from app import evidence_search
 from app.evidence_search import Filters
@@ -216,7 +209,6 @@ def _variants(name: str) -> dict[str, Any]:
     if name == "search" and hasattr(evidence_search, "FEW_MATCHES"):
         for limit in (10_000, 2_000):
             out[f"FEW_MATCHES={limit:,}"] = _with_few_matches(limit)
-    out["rewritten"] = proposed_search
     return out
 
 
@@ -310,8 +302,6 @@ def try_proposals(
         done = _attempt(out, f"{proposal.key} index", step, lambda p=proposal: one_index(p))
         if done:
             out["indexes"].append(done)
-    trigram = _attempt(out, "trigram indexes", step, lambda: _create(loader, TRIGRAM_INDEXES))
-    out["trigram_indexes"] = {"ddl": list(TRIGRAM_INDEXES), **(trigram or {})}
     out["queries"] = _attempt(
         out,
         "query changes, side by side",
@@ -319,26 +309,11 @@ def try_proposals(
         lambda: compare_queries(bench, max(20, samples // 2), rng),
     )
 
-    def freeze() -> dict[str, Any]:
-        gc.freeze()
-        keys = {(r, k) for r in ("supervisor", "records") for k in ("list_default", "detail")}
-        return {
-            "frozen_objects": gc.get_freeze_count(),
-            "effect": _compare(baseline, bench.rerun(keys, samples)),
-        }
-
-    out["gc_freeze"] = _attempt(out, "gc.freeze() after create_app", step, freeze)
-
     def everything() -> list[dict[str, Any]]:
-        from app.web import evidence_pages
-
         made = [n for p in INDEXES for n in _create(loader, p.ddl)["created"]]
-        saved = evidence_pages.search
-        evidence_pages.search = proposed_search  # type: ignore[assignment]
         try:
             return _compare(baseline, bench.rerun(pages, samples))
         finally:
-            evidence_pages.search = saved  # type: ignore[assignment]
             _drop(loader, made)
 
     out["all"] = _attempt(out, "everything at once", step, everything)

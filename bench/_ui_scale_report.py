@@ -78,10 +78,9 @@ def where_time_goes(details: dict[str, Any]) -> list[str]:
 
 ROLE = {"supervisor": "supervisor", "records": "records officer"}
 QUERY_NAMES = {
-    "tag": "tag filter (rewritten: by the tag's id, looked up first)",
-    "keyset_51": "keyset page 51 (rewritten: the cursor as a row comparison)",
-    "search": "text search (rewritten: unions of id sets per word; FEW_MATCHES: the app's "
-    "rare-word threshold lowered)",
+    "tag": "tag filter",
+    "keyset_51": "keyset page 51",
+    "search": "text search (FEW_MATCHES: the app's rare-word threshold changed)",
 }
 
 
@@ -123,12 +122,6 @@ def proposal_lines(p: dict[str, Any]) -> list[str]:
             f"Index `{'; '.join(i['ddl'])}` ({i['bytes'] / 2**20:.1f} MiB, built in "
             f"{i['build_s']:.1f} s) — {i['why']}: {_effect(i['effect'])}."
         )
-    trigram = p.get("trigram_indexes", {})
-    if trigram.get("already_in_schema"):
-        lines.append(
-            "The trigram indexes the search rewrite needs are in the migrations already "
-            f"({', '.join(sorted(trigram['already_in_schema']))})."
-        )
     for error in p.get("errors", []):
         lines.append(f"A proposal failed in this run: {error}")
     for key, q in (p.get("queries") or {}).items():
@@ -145,17 +138,8 @@ def proposal_lines(p: dict[str, Any]) -> list[str]:
             f"p50 {_ms(app['p50_ms'])} / p95 {_ms(app['p95_ms'])} / p99 {_ms(app['p99_ms'])}; "
             f"{tried}."
         )
-    if "gc_freeze" in p:
-        g = p["gc_freeze"]
-        lines.append(
-            f"gc.freeze() once the app is built ({g['frozen_objects']:,} objects set aside): "
-            f"{_effect(g['effect'])}."
-        )
     if "all" in p:
-        lines.append(
-            "All proposals at once (the indexes above, the trigram indexes, gc.freeze() and the "
-            "rewritten search): " + _effect(p["all"]) + "."
-        )
+        lines.append("All proposals at once (the indexes above): " + _effect(p["all"]) + ".")
     return lines
 
 

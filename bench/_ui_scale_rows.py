@@ -18,6 +18,7 @@ from _ui_scale_plan import FLAGS, Recordings, note_text
 from _ui_scale_world import CATEGORIES, World
 
 from evidence.crypto.segments import DEFAULT_SEGMENT_SIZE, ciphertext_size
+from evidence.search_text import compose as compose_search_text
 from evidence.vault import original_key
 
 ITEM_COLUMNS = (
@@ -46,6 +47,7 @@ ITEM_COLUMNS = (
     "retain_until",
     "flags",
     "notes",
+    "search_text",
     "object_id",
     "segment_size",
     "stored_size",
@@ -106,7 +108,10 @@ def item_rows(
     out: Outcome,
     world: World,
     tampered: set[int],
+    titles: dict[int, list[str]],
 ) -> Any:
+    """titles: each item's linked incidents' titles (its search text holds them, and its
+    tags' names, as the service's refresh_search_text writes it)."""
     retention = dict(CATEGORIES)
     for i in range(rec.n):
         timed = bool(rec.timed[i])
@@ -116,6 +121,8 @@ def item_rows(
         category = out.category[i]
         name = world.categories[category][1] if category >= 0 else None
         flag = int(rec.flag[i])
+        notes = note_text(int(rec.note[i])) if rec.note[i] >= 0 else None
+        tag_names = [world.tags[tag][1] for tag in out.tags.get(i, {})]
         yield (
             facts.ids[i],
             world.district_id,
@@ -141,7 +148,8 @@ def item_rows(
             ingested,
             ingested + timedelta(days=retention[name]) if name else None,
             json.dumps([FLAGS[flag]] if flag >= 0 else []),
-            note_text(int(rec.note[i])) if rec.note[i] >= 0 else None,
+            notes,
+            compose_search_text(names[i], notes, tag_names, titles.get(i, [])),
             os.urandom(16).hex(),
             DEFAULT_SEGMENT_SIZE,
             facts.stored_size[i],

@@ -25,6 +25,7 @@ from evidence.adapters.sql.items import (
     Tag,
     evidence_tags,
     incident_evidence,
+    refresh_search_text,
     tag_link,
 )
 from evidence.adapters.sql.org import Camera, Wearer
@@ -221,6 +222,8 @@ def _bulk(
                         flags=["clock_skew"] if n % 10 == 0 else [],
                     )
                 )
+            session.flush()
+            refresh_search_text(session, ids)
     finally:
         database.dispose()
     return ids
@@ -291,6 +294,7 @@ def test_a_scope_of_several_schools_lists_what_one_query_lists(
                 session.execute(
                     insert(evidence_tags).values(tag_link(items[item_id], tag.id, added_at=NOW))
                 )
+            refresh_search_text(session, items)
             schools = frozenset({items[north[0]].school_id, items[south[0]].school_id})
             tagged = set(north[::3] + south[::2])
         scope = Scope(district, school_ids=schools)
@@ -359,6 +363,7 @@ def test_filters_and_text_search_narrow_the_list(
             assert item5 is not None
             item5.notes = "Pupil asked for the camera to be switched off"
             item5.category_id = category.id
+            refresh_search_text(session, ids)
             incident_id, category_id = incident.id, category.id
     finally:
         database.dispose()
@@ -424,6 +429,7 @@ def test_camera_and_user_supplied_text_renders_escaped(
             session.add(tag)
             session.flush()
             session.execute(insert(evidence_tags).values(tag_link(item, tag.id, added_at=NOW)))
+            refresh_search_text(session, [item.id])
             wearer = session.get(Wearer, item.wearer_id)
             assert wearer is not None
             wearer.display_name = evil
@@ -464,8 +470,12 @@ def test_tags_category_and_bookmarks_are_saved_shown_and_logged(
         database.dispose()
     client = signed_in(web, world, "supervisor")
     page = f"/evidence/{north}"
+    # ingest wrote the item's search text: found by its file name, any case
+    assert _ids_on(client.get("/evidence?q=bwc00001.mp4").get_data(as_text=True)) == [north]
+    assert _ids_on(client.get("/evidence?q=corridor").get_data(as_text=True)) == []
     added = _post(client, page, f"{page}/tags", {"tag": "  Corridor   Fight "})
     assert added.status_code == 302
+    assert _ids_on(client.get("/evidence?q=corridor").get_data(as_text=True)) == [north]
     again = _post(client, page, f"{page}/tags", {"tag": "corridor fight"})  # same tag, any case
     assert again.status_code == 302
     assert (
@@ -492,6 +502,7 @@ def test_tags_category_and_bookmarks_are_saved_shown_and_logged(
     assert removed.status_code == 302
     after = client.get(page).get_data(as_text=True)
     assert "Corridor Fight</span>" not in after and "evidence.untagged" in after
+    assert _ids_on(client.get("/evidence?q=corridor").get_data(as_text=True)) == []
 
 
 @pytest.mark.parametrize(
@@ -585,6 +596,7 @@ def test_an_incident_is_recorded_linked_to_footage_and_shown_escaped(
         _ids_on(client.get(f"/evidence?incident_id={incident_id}").get_data(as_text=True))
     ) == {north}
     assert set(_ids_on(client.get("/evidence?q=fight").get_data(as_text=True))) == {north}
+    assert _ids_on(client.get("/evidence?q=onerror").get_data(as_text=True)) == [north]
     duplicate = _new_incident(client, world.schools["NHS"], "NHS-1", "again")
     assert duplicate.status_code == 200 and "already used" in duplicate.get_data(as_text=True)
     backwards = _new_incident(
@@ -603,6 +615,7 @@ def test_an_incident_is_recorded_linked_to_footage_and_shown_escaped(
     assert "evidence.unlinked_from_incident" in client.get(f"/evidence/{north}").get_data(
         as_text=True
     )
+    assert _ids_on(client.get("/evidence?q=fight").get_data(as_text=True)) == []
     for who in ("wearer", "oversight", "admin"):
         assert signed_in(web, world, who).get("/incidents").status_code == 403, who
 

@@ -16,7 +16,7 @@ from audit.adapters.sql import AuditEventRow
 from evidence.adapters.sql.items import Incident, incident_evidence
 from evidence.adapters.sql.org import Wearer
 from tests.e2e.conftest import World, csrf_token, signed_in
-from tests.e2e.test_evidence_pages import _new_incident, _post, _upload
+from tests.e2e.test_evidence_pages import _ids_on, _new_incident, _post, _upload
 from tests.e2e.vault_support import Docks
 
 
@@ -106,6 +106,31 @@ def test_a_supervisor_changes_an_incident_and_each_change_is_logged(
     )
     assert other_school.status_code == 400  # not one of the listed choices
     assert _incident(web, incident_id).title == "Corridor fight"
+
+
+def test_a_changed_title_is_what_the_linked_footage_is_found_by(
+    web: Flask, world: World, docks: Docks
+) -> None:
+    import os
+
+    supervisor = signed_in(web, world, "supervisor")
+    incident_id = _made(supervisor, world)  # "Corridor argument"
+    linked = _upload(web, docks, south=False, plaintext=os.urandom(3000))
+    _upload(web, docks, south=False, plaintext=os.urandom(3100))  # not linked
+    page = f"/evidence/{linked}"
+    assert (
+        _post(supervisor, page, f"{page}/incidents", {"incident_id": incident_id}).status_code
+        == 302
+    )
+
+    def found(word: str) -> list[str]:
+        return _ids_on(supervisor.get(f"/evidence?q={word}").get_data(as_text=True))
+
+    assert (found("argument"), found("queue")) == ([linked], [])
+    edit = f"/incidents/{incident_id}/edit"
+    saved = _post(supervisor, edit, edit, {"title": "Lunch queue", "starts_at": "2026-11-30T08:55"})
+    assert saved.status_code == 302
+    assert (found("argument"), found("queue")) == ([], [linked])
 
 
 def test_a_closed_incident_takes_no_more_footage_until_reopened(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
@@ -14,9 +16,18 @@ from evidence.adapters.sql.base import metadata
 
 def _diff(url: str) -> list[object]:
     engine = make_engine(url)
+
+    def included(obj: Any, name: str | None, kind: str, reflected: bool, other: Any) -> bool:
+        """Not an index the models create on another database only (`ddl_if`), which
+        autogenerate does not know of."""
+        only = getattr(obj, "_ddl_if", None) if kind == "index" else None
+        return only is None or only.dialect in (None, engine.dialect.name)
+
     try:
         with engine.connect() as connection:
-            context = MigrationContext.configure(connection, opts={"compare_type": True})
+            context = MigrationContext.configure(
+                connection, opts={"compare_type": True, "include_object": included}
+            )
             return list(compare_metadata(context, metadata))
     finally:
         engine.dispose()

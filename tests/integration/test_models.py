@@ -6,10 +6,12 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from alembic import command
 from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from app.db import Database, alembic_config
 from evidence.adapters.sql.items import (
     Bookmark,
     Category,
@@ -20,6 +22,7 @@ from evidence.adapters.sql.items import (
     evidence_tags,
     incident_evidence,
     incident_wearers,
+    refresh_search_text,
     tag_link,
 )
 from evidence.adapters.sql.org import Camera, District, Dock, RoleGrant, School, User, Wearer
@@ -231,3 +234,74 @@ def test_naive_datetimes_are_refused(session: Session) -> None:
     session.add(District(code="naive", name="Naive", created_at=datetime(2026, 1, 1)))
     with pytest.raises(Exception, match="naive datetime"):
         session.flush()
+
+
+def _search_graph(session: Session, district: District, school: School) -> list[EvidenceItem]:
+    """Two items: one with notes, two tags and two linked incidents; one bare."""
+    camera = _camera(session, district, school, "BWC-0007")
+    tagged = _item(session, district, school, camera, None, notes="Door held OPEN")
+    bare = _item(
+        session,
+        district,
+        school,
+        camera,
+        None,
+        file_name="Élève_01.MP4",
+        file_identity="other",
+        sha256="cd" * 32,
+    )
+    for name in ("Corridor", "bus-line"):
+        tag = Tag(district_id=district.id, name=name)
+        session.add(tag)
+        session.flush()
+        session.execute(insert(evidence_tags).values(tag_link(tagged, tag.id, added_at=NOW)))
+    for number, title in (("2026-0007", "Fight in the GYM"), ("2026-0008", "Lunch queue")):
+        incident = Incident(
+            id=str(uuid.uuid4()),
+            district_id=district.id,
+            school_id=school.id,
+            number=number,
+            title=title,
+            starts_at=NOW,
+            created_at=NOW,
+        )
+        session.add(incident)
+        session.flush()
+        session.execute(
+            insert(incident_evidence).values(
+                incident_id=incident.id, evidence_id=tagged.id, linked_at=NOW
+            )
+        )
+    return [tagged, bare]
+
+
+TAGGED_TEXT = "\n".join(
+    ["bwc00001.mp4", "door held open", "bus-line", "corridor", "fight in the gym", "lunch queue"]
+)
+
+
+def test_search_text_is_refreshed_from_name_notes_tags_and_titles(
+    session: Session, district: District, schools: tuple[School, School]
+) -> None:
+    tagged, bare = _search_graph(session, district, schools[0])
+    assert tagged.search_text == ""  # nothing keeps it but refresh_search_text
+    refresh_search_text(session, [tagged.id, bare.id])
+    session.commit()
+    session.expunge_all()
+    texts = dict(session.execute(select(EvidenceItem.id, EvidenceItem.search_text)).all())
+    assert texts == {tagged.id: TAGGED_TEXT, bare.id: "élève_01.mp4"}
+
+
+def test_the_migration_fills_in_the_search_text_of_existing_items(
+    database: Database, session: Session, district: District, schools: tuple[School, School]
+) -> None:
+    tagged, bare = _search_graph(session, district, schools[0])
+    ids = (tagged.id, bare.id)
+    session.commit()
+    session.close()
+    config = alembic_config(database.url)
+    command.downgrade(config, "0012")  # items, tags and links stay; the column goes
+    command.upgrade(config, "head")
+    with database.sessions() as fresh:
+        texts = dict(fresh.execute(select(EvidenceItem.id, EvidenceItem.search_text)).all())
+    assert texts == {ids[0]: TAGGED_TEXT, ids[1]: "élève_01.mp4"}

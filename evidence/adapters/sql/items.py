@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 
 from sqlalchemy import (
@@ -17,10 +18,12 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     func,
+    select,
 )
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from evidence.adapters.sql.base import Base, UTCDateTime, metadata
+from evidence.search_text import compose
 
 EVIDENCE_STATUSES = ("received", "verified", "rejected", "purged")
 _STATUS_VALUES = ", ".join(f"'{s}'" for s in EVIDENCE_STATUSES)
@@ -68,6 +71,9 @@ class EvidenceItem(Base):
     retain_until: Mapped[datetime | None] = mapped_column(UTCDateTime(), index=True)
     flags: Mapped[list[str]] = mapped_column(JSON, default=list)
     notes: Mapped[str | None] = mapped_column(Text)
+    # File name, notes, tag names and linked incidents' titles, lower-cased, for the
+    # list's text search (evidence/search_text.py; kept by refresh_search_text).
+    search_text: Mapped[str] = mapped_column(Text, default="", server_default="")
     # The encrypted object (docs/encryption-format.md): its header's object id, segment
     # size, stored byte count and SHA-256, checked by every fixity run.
     object_id: Mapped[str | None] = mapped_column(String(32))
@@ -231,11 +237,16 @@ class Bookmark(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
-# Text search: on PostgreSQL, trigram GIN indexes on lower(file_name), lower(notes),
-# lower(tags.name) and lower(incidents.title) (migration 0010, pg_trgm; SQLite has none).
+# Text search: on PostgreSQL, trigram GIN indexes on each item's search text (migration
+# 0013) and on lower(tags.name) and lower(incidents.title) (migration 0010, pg_trgm;
+# SQLite has none).
+Index(
+    "ix_evidence_items_search_trgm",
+    EvidenceItem.search_text,
+    postgresql_using="gin",
+    postgresql_ops={"search_text": "gin_trgm_ops"},
+).ddl_if(dialect="postgresql")
 for _name, _column in (
-    ("ix_evidence_items_file_name_trgm", EvidenceItem.file_name),
-    ("ix_evidence_items_notes_trgm", EvidenceItem.notes),
     ("ix_tags_name_trgm", Tag.name),
     ("ix_incidents_title_trgm", Incident.title),
 ):
@@ -245,6 +256,34 @@ for _name, _column in (
         postgresql_using="gin",
         postgresql_ops={"lowered": "gin_trgm_ops"},
     ).ddl_if(dialect="postgresql")
+
+
+def refresh_search_text(session: Session, item_ids: Iterable[str]) -> None:
+    """Recompute the search text of these items from their name, notes, tags and linked
+    incidents, as the session sees them now: call it after changing any of those."""
+    ids = sorted(set(item_ids))
+    for start in range(0, len(ids), 500):
+        batch = ids[start : start + 500]
+        tags: dict[str, list[str]] = {i: [] for i in batch}
+        titles: dict[str, list[str]] = {i: [] for i in batch}
+        for item_id, name in session.execute(
+            select(evidence_tags.c.evidence_id, Tag.name)
+            .join(Tag, Tag.id == evidence_tags.c.tag_id)
+            .where(evidence_tags.c.evidence_id.in_(batch))
+        ):
+            tags[item_id].append(name)
+        for item_id, title in session.execute(
+            select(incident_evidence.c.evidence_id, Incident.title)
+            .join(Incident, Incident.id == incident_evidence.c.incident_id)
+            .where(incident_evidence.c.evidence_id.in_(batch))
+        ):
+            titles[item_id].append(title)
+        for item in session.scalars(select(EvidenceItem).where(EvidenceItem.id.in_(batch))):
+            text = compose(item.file_name, item.notes, tags[item.id], titles[item.id])
+            if item.search_text != text:
+                item.search_text = text
+    session.flush()
+
 
 # The fixity alarm on every page counts a district's tampered items (migration 0009).
 Index("ix_evidence_items_integrity", EvidenceItem.integrity, EvidenceItem.district_id)
