@@ -83,7 +83,7 @@ def create_app(
     from app.api.openapi import openapi
     from app.api.uploads import uploads_api
     from app.ledger import LedgerService, LedgerWorker
-    from app.local_time import shown
+    from app.local_time import shown, shown_day
     from app.web import (
         admin,
         auth,
@@ -104,6 +104,7 @@ def create_app(
     app.jinja_env.filters["local"] = lambda moment, fmt="%Y-%m-%d %H:%M": shown(
         moment, time_zone, fmt
     )
+    app.jinja_env.filters["local_day"] = lambda moment: shown_day(moment, time_zone)
     app.jinja_env.globals.update(
         time_zone=time_zone,
         permits=permits,

@@ -29,6 +29,16 @@ def shown(moment: datetime | None, zone_name: str, fmt: str = "%Y-%m-%d %H:%M") 
     return f"{local.strftime(fmt)} {local.tzname()}"
 
 
+def shown_day(moment: datetime | None, zone_name: str) -> str:
+    """The district's calendar date of moment, as 2026-12-01 ("" for None): a date
+    alone carries no zone abbreviation, but it is still the district's day, not UTC's."""
+    if moment is None:
+        return ""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(zone(zone_name)).date().isoformat()
+
+
 def from_wall_clock(reading: datetime, zone_name: str) -> datetime:
     """A time typed into a form (no zone) as the UTC instant it names."""
     return reading.replace(tzinfo=zone(zone_name), fold=0).astimezone(UTC)

@@ -8,8 +8,10 @@ the bytes-arriving part of an upload spent its CPU on. Under gunicorn with a
 Content-Length we therefore take over the body from its reader: the bytes it already
 holds first, then `recv_into` the caller's buffer, exactly Content-Length bytes
 and never past them (a pipelined next request stays on the socket for gunicorn). Its
-reader is told the body is consumed, so nothing is drained twice; a failed read marks the
-body failed, so gunicorn closes the connection instead of parsing mid-body.
+reader is told of every byte taken, so what the handler leaves unread (a body refused
+part way, 413) is still drained by gunicorn before the next request on the connection,
+never parsed as one; a failed read marks the body failed, so gunicorn closes the
+connection instead of parsing mid-body.
 
 Anywhere else (the development server, the test client, chunked bodies) the body is read
 from the WSGI stream, with `readinto` when it has one. Either way the caller gets a
@@ -65,13 +67,19 @@ def _take_over_gunicorn_body(environ: dict[str, Any], length: int | None) -> Any
     if len(ahead) > length:  # the next pipelined request: gunicorn's to parse
         unreader.unread(ahead[length:])
         ahead = ahead[:length]
-    reader.length = 0  # consumed here: gunicorn must not drain it from the socket again
+    # gunicorn's reader counts what is left on the socket from now on: the bytes taken
+    # here are ours (dropped if the handler stops early, as draining would drop them)
+    reader.length -= len(ahead)
     return sock, ahead, body
 
 
 class _SocketBody:
     def __init__(self, sock: Any, ahead: bytes, body: Any, length: int) -> None:
         self._sock, self._ahead, self._body = sock, memoryview(ahead), body
+        # gunicorn's LengthReader: its length is kept at what is left of the body on the
+        # socket, so it drains exactly that (nothing twice, nothing of the next request)
+        # when the handler stops early.
+        self._reader = body.reader
         self._left = length
         # Wait for the whole buffer in one call where the socket can (not TLS): each
         # return to Python must take the GIL back from the threads hashing and
@@ -95,6 +103,7 @@ class _SocketBody:
             if not got:
                 self._body.failed = True
                 raise ConnectionError("client went away")
+            self._reader.length -= got
         self._left -= got
         return int(got)
 

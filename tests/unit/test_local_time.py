@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime
 import pytest
 
 from app.evidence_search import parse_filters
-from app.local_time import day_start, from_wall_clock, shown, to_wall_clock
+from app.local_time import day_start, from_wall_clock, shown, shown_day, to_wall_clock
 from app.settings import ConfigError, Settings
 
 
@@ -19,6 +19,14 @@ def test_a_utc_time_is_shown_on_the_district_clock_with_its_abbreviation() -> No
     assert shown(winter, "UTC", "%H:%M:%S") == "14:05:00 UTC"
     assert shown(None, "America/Chicago") == ""
     assert shown(datetime(2026, 1, 15, 14, 5), "America/Chicago") == "2026-01-15 08:05 CST"
+
+
+def test_a_date_alone_is_the_districts_calendar_day() -> None:
+    late_evening_in_chicago = datetime(2026, 12, 2, 3, 30, tzinfo=UTC)
+    assert shown_day(late_evening_in_chicago, "America/Chicago") == "2026-12-01"
+    assert shown_day(late_evening_in_chicago, "UTC") == "2026-12-02"
+    assert shown_day(datetime(2026, 12, 2, 3, 30), "Asia/Tokyo") == "2026-12-02"  # naive: UTC
+    assert shown_day(None, "UTC") == ""
 
 
 def test_typed_times_are_read_on_the_district_clock_and_round_trip() -> None:
