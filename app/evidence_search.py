@@ -34,7 +34,9 @@ from sqlalchemy import (
     union_all,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.expression import ClauseElement, Executable
 
 from app import local_time
 from evidence import search_text
@@ -284,21 +286,9 @@ def _in_text(word: str) -> ColumnElement[bool]:
     return EvidenceItem.search_text.like(search_text.pattern(word), escape="\\")
 
 
-def _word_match(session: Session, scope: Scope, word: str) -> _Match:
-    """Items with the word in their search text (name, notes, tags, linked incidents'
-    titles: evidence/search_text.py). The probe counts the scope's items only, through
-    the trigram index on PostgreSQL: a word common district-wide is often rare in a
-    supervisor's schools."""
-    clause = _in_text(word)
-    ids = _listed(session, [select(EvidenceItem.id).where(in_scope(scope), clause)])
-    if ids is not None:
-        return _Match(EvidenceItem.id.in_(ids) if ids else false(), ids)
-    return _Match(clause)
-
-
 def _text_clause(text: str) -> ColumnElement[bool]:
-    """Every word appears in the item's search text (without a session: one plan,
-    correct everywhere, used outside the list page)."""
+    """Every word appears in the item's search text (name, notes, tags, linked
+    incidents' titles: evidence/search_text.py)."""
     return and_(*(_in_text(word) for word in text.split()))
 
 
@@ -322,14 +312,15 @@ def filtered(
     scope: Scope, filters: Filters, session: Session | None = None
 ) -> Select[tuple[EvidenceItem]]:
     """The scoped, filtered query (unsorted, unpaged). With a session, the tag filter
-    and each search word get the plan their number of matches calls for."""
+    gets the plan its number of matches calls for."""
     matches = _matches(session, scope, filters) if session is not None else None
     return select(EvidenceItem).where(in_scope(scope), *_conditions(scope, filters, matches))
 
 
 def _matches(session: Session, scope: Scope, filters: Filters) -> list[_Match]:
     found = [_tag_match(session, scope, filters.tag)] if filters.tag is not None else []
-    found += [_word_match(session, scope, word) for word in filters.text.split()]
+    if filters.text:  # search() looks up few matches itself, with the page's conditions
+        found.append(_Match(_text_clause(filters.text)))
     return found
 
 
@@ -446,19 +437,103 @@ def search(session: Session, scope: Scope, filters: Filters, cursor: str | None 
         # id): a deep page starts at the cursor instead of reading every earlier row.
         here, there = tuple_(via.key, via.id), tuple_(after, after_id)
         conditions.append(here < there if descending else here > there)
-    branches = [in_scope(scope)] if listed else _branches(scope, filters, via)
-    if len(branches) == 1:
-        order = (via.key.desc(), via.id.desc()) if descending else (via.key, via.id)
-        query = via.select(select(EvidenceItem)).where(branches[0], *conditions)
-        rows = list(session.scalars(query.order_by(*order).limit(PAGE_SIZE + 1)))
-    else:
-        rows = _merged(session, branches, conditions, via, descending)
+    rows = None
+    if filters.text and not listed:
+        rows = _few_matches_page(session, scope, filters.text, conditions, via, descending)
+    if rows is None:
+        rows = _walked(session, scope, filters, conditions, via, descending, listed=bool(listed))
     more = len(rows) > PAGE_SIZE
     rows = rows[:PAGE_SIZE]
     next_cursor = (
         encode_cursor(_sort_key(rows[-1], filters.sort), rows[-1].id) if more and rows else None
     )
     return Page(rows, next_cursor, filters, first=cursor is None)
+
+
+def _walked(
+    session: Session,
+    scope: Scope,
+    filters: Filters,
+    conditions: list[ColumnElement[bool]],
+    via: _Via,
+    descending: bool,
+    *,
+    listed: bool,
+) -> list[EvidenceItem]:
+    """The first PAGE_SIZE + 1 rows in the list's order, each tested on the way."""
+    branches = [in_scope(scope)] if listed else _branches(scope, filters, via)
+    if len(branches) > 1:
+        return _merged(session, branches, conditions, via, descending)
+    order = (via.key.desc(), via.id.desc()) if descending else (via.key, via.id)
+    query = via.select(select(EvidenceItem)).where(branches[0], *conditions)
+    return list(session.scalars(query.order_by(*order).limit(PAGE_SIZE + 1)))
+
+
+def _estimated_matches(session: Session, condition: ColumnElement[bool]) -> float | None:
+    """PostgreSQL's estimate of how many items meet condition, from its statistics (the
+    search text's are kept at 1,000 samples, migration 0014, so a word's share is known
+    to about a tenth of a percent); None on other databases. Planning only: no rows are
+    read."""
+    if session.get_bind().dialect.name != "postgresql":
+        return None
+    plan = session.execute(_Explain(select(EvidenceItem.id).where(condition))).scalar()
+    if isinstance(plan, str):
+        plan = json.loads(plan)
+    return float(plan[0]["Plan"]["Plan Rows"])
+
+
+class _Explain(Executable, ClauseElement):
+    """EXPLAIN (FORMAT JSON) of a statement, compiled and bound as the statement is."""
+
+    inherit_cache = False
+
+    def __init__(self, statement: Select[Any]) -> None:
+        self.statement = statement
+
+
+@compiles(_Explain, "postgresql")
+def _explain_sql(element: _Explain, compiler: Any, **kw: Any) -> str:
+    return "EXPLAIN (FORMAT JSON) " + str(compiler.process(element.statement, **kw))
+
+
+def _few_matches_page(
+    session: Session,
+    scope: Scope,
+    text: str,
+    conditions: list[ColumnElement[bool]],
+    via: _Via,
+    descending: bool,
+) -> list[EvidenceItem] | None:
+    """The page's rows when the search words, with every other condition of the page
+    (scope, filters, cursor), match fewer than FEW_MATCHES items: their sort keys are
+    read once (through the trigram index on PostgreSQL, all words at once), the first
+    PAGE_SIZE + 1 picked in order and only those rows fetched. None when they match more
+    (or PostgreSQL's statistics say the words are that common in the scope, which is
+    then not looked up at all): the list's order is walked instead, each row tested,
+    which finds a page quickly."""
+    if FEW_MATCHES <= 0:
+        return None
+    estimate = _estimated_matches(session, and_(in_scope(scope), _text_clause(text)))
+    if estimate is not None and estimate >= FEW_MATCHES:
+        return None
+    key, item_id = via.key.label("key"), via.id.label("id")
+    found = (
+        via.select(select(key, item_id))
+        .where(in_scope(scope), *conditions)
+        .limit(FEW_MATCHES)
+        .subquery()
+    )
+    order = (found.c.key.desc(), found.c.id.desc()) if descending else (found.c.key, found.c.id)
+    picked = session.execute(
+        select(found.c.id, func.count().over()).order_by(*order).limit(PAGE_SIZE + 1)
+    ).all()
+    if picked and picked[0][1] >= FEW_MATCHES:
+        return None
+    ids = [row[0] for row in picked]
+    if not ids:
+        return []
+    rows = {i.id: i for i in session.scalars(select(EvidenceItem).where(EvidenceItem.id.in_(ids)))}
+    return [rows[i] for i in ids if i in rows]
 
 
 def _ordered_tag(session: Session, scope: Scope, filters: Filters) -> int | None:

@@ -324,12 +324,26 @@ def test_a_scope_of_several_schools_lists_what_one_query_lists(
         database.dispose()
 
 
-@pytest.mark.parametrize("few_matches", [50_000, 0], ids=["looked-up", "walked"])
+@pytest.mark.parametrize(
+    ("few_matches", "estimate"),
+    [(50_000, None), (0, None), (50_000, 10**9)],
+    ids=["looked-up", "walked", "estimated-common"],
+)
 def test_filters_and_text_search_narrow_the_list(
-    web: Flask, world: World, docks: Docks, few_matches: int, monkeypatch: pytest.MonkeyPatch
+    web: Flask,
+    world: World,
+    docks: Docks,
+    few_matches: int,
+    estimate: int | None,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    # Both search plans (rare words looked up in the indexes, common ones walked).
+    # Every search plan: rare words looked up in the indexes, common ones walked, and
+    # words the database's statistics call common walked without a look-up.
     monkeypatch.setattr("app.evidence_search.FEW_MATCHES", few_matches)
+    if estimate is not None:
+        monkeypatch.setattr(
+            "app.evidence_search._estimated_matches", lambda session, condition: estimate
+        )
     ids = _bulk(world, 30)
     database = Database(world.settings.database_url)
     try:
@@ -694,3 +708,21 @@ def test_long_wearer_and_camera_lists_are_asked_for_by_badge_and_serial(
     hidden = outsider.get("/evidence?wearer=WEARER")
     assert hidden.status_code == 400 and _ids_on(hidden.get_data(as_text=True)) == []
     assert "no wearer with badge WEARER" in hidden.get_data(as_text=True)
+
+
+def test_the_databases_estimate_of_a_words_matches_comes_from_its_statistics(
+    web: Flask, world: World, docks: Docks
+) -> None:
+    from app.evidence_search import _estimated_matches, _text_clause
+
+    _bulk(world, 30)
+    database = Database(world.settings.database_url)
+    try:
+        with database.sessions() as session:
+            estimate = _estimated_matches(session, _text_clause("f0001"))
+            if database.engine.dialect.name == "postgresql":
+                assert estimate is not None and estimate >= 1  # the planner's rows
+            else:
+                assert estimate is None  # SQLite: always looked up when few
+    finally:
+        database.dispose()
