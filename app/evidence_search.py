@@ -244,7 +244,7 @@ def _matching_tags(session: Session, district_id: int, name: str) -> list[int]:
 
 @dataclass(frozen=True)
 class _Match:
-    """One word's (or the tag filter's) condition, with the plan chosen for it."""
+    """The tag filter's (or the search words') condition, with the plan chosen for it."""
 
     clause: ColumnElement[bool]
     ids: list[str] | None = None  # the matching items' ids, when few enough to list
