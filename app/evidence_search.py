@@ -529,11 +529,7 @@ def _few_matches_page(
     ).all()
     if picked and picked[0][1] >= FEW_MATCHES:
         return None
-    ids = [row[0] for row in picked]
-    if not ids:
-        return []
-    rows = {i.id: i for i in session.scalars(select(EvidenceItem).where(EvidenceItem.id.in_(ids)))}
-    return [rows[i] for i in ids if i in rows]
+    return _in_order(session, [row[0] for row in picked])
 
 
 def _ordered_tag(session: Session, scope: Scope, filters: Filters) -> int | None:
@@ -614,7 +610,12 @@ def _merged(
         )
     keys = union(*(select(p.c.key, p.c.id) for p in parts)).subquery()
     outer = (keys.c.key.desc(), keys.c.id.desc()) if descending else (keys.c.key, keys.c.id)
-    ids = list(session.scalars(select(keys.c.id).order_by(*outer).limit(limit)))
+    ids = session.scalars(select(keys.c.id).order_by(*outer).limit(limit))
+    return _in_order(session, list(ids))
+
+
+def _in_order(session: Session, ids: list[str]) -> list[EvidenceItem]:
+    """The items of these ids, in that order."""
     if not ids:
         return []
     found = {i.id: i for i in session.scalars(select(EvidenceItem).where(EvidenceItem.id.in_(ids)))}
