@@ -23,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import queue
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -48,7 +49,7 @@ class PartSink(Protocol):
 
     part_size: int
 
-    def send(self, number: int, chunk: bytearray) -> None: ...
+    def send(self, number: int, chunk: memoryview) -> None: ...
 
     def abort(self) -> None: ...
 
@@ -202,24 +203,40 @@ class _Sender:
     """Sends the bytes read back, in parts, to a sink while they are verified: a few
     parts in flight on threads of their own. A part that fails to send ends streaming
     (the multipart upload is aborted) but never the verification: the caller then
-    stores the file the ordinary way."""
+    stores the file the ordinary way.
+
+    Parts are filled in at most PARTS_IN_FLIGHT + 1 buffers, each reused once its part
+    is sent: one copy of the bytes, and no new part-sized memory per part (a fresh
+    buffer per part was faulted in page by page, then handed back, every 8 MiB)."""
 
     def __init__(self, sink: PartSink) -> None:
         self._sink = sink
-        self._part = bytearray()
         self._number = 0
         self._pool = ThreadPoolExecutor(PARTS_IN_FLIGHT, thread_name_prefix="bwc-part")
-        self._in_flight = threading.Semaphore(PARTS_IN_FLIGHT)
+        self._free: queue.SimpleQueue[bytearray] = queue.SimpleQueue()
+        self._made = 0
+        self._last: tuple[bytearray, int] | None = None
         self._sent: list[Future[None]] = []
         self._broken = False
 
+    def _buffer(self) -> bytearray:
+        """A buffer for the next part: a free one, a new one while there are fewer than
+        PARTS_IN_FLIGHT + 1, else the next one a send gives back (waiting for it is
+        what bounds the parts in flight)."""
+        try:
+            return self._free.get_nowait()
+        except queue.Empty:
+            pass
+        if self._made <= PARTS_IN_FLIGHT:
+            self._made += 1
+            return bytearray(self._sink.part_size)
+        return self._free.get()
+
     def tee(self, chunks: Iterator[bytes | memoryview]) -> Iterator[bytes | memoryview]:
-        """Each part is filled in a buffer of its own that is then sent as it is: one
-        copy of the bytes, whatever the sizes of the pieces read."""
         size = self._sink.part_size
-        part, filled = bytearray(size), 0
+        part, filled = self._buffer(), 0
         for chunk in chunks:
-            yield chunk  # verified first; the buffer is refilled only after we copy it
+            yield chunk  # verified first; the reader refills it only after we copy it
             if self._broken:
                 continue
             view = memoryview(chunk)
@@ -228,21 +245,19 @@ class _Sender:
                 part[filled : filled + take] = view[:take]
                 filled, view = filled + take, view[take:]
                 if filled == size:
-                    self._submit(part)
-                    part, filled = bytearray(size), 0
-        del part[filled:]
-        self._part = part
+                    self._submit(part, size)
+                    part, filled = self._buffer(), 0
+        self._last = (part, filled)
 
-    def _submit(self, data: bytearray) -> None:
+    def _submit(self, part: bytearray, length: int) -> None:
         self._number += 1
         number = self._number
-        self._in_flight.acquire()
 
         def send() -> None:
             try:
-                self._sink.send(number, data)
+                self._sink.send(number, memoryview(part)[:length])
             finally:
-                self._in_flight.release()
+                self._free.put(part)
 
         future = self._pool.submit(send)
         future.add_done_callback(self._check)
@@ -255,8 +270,8 @@ class _Sender:
     def finish(self) -> PartSink | None:
         """Send the last part and wait for all; the sink, or None if streaming failed."""
         try:
-            if self._part and not self._broken:
-                self._submit(self._part)
+            if self._last is not None and self._last[1] and not self._broken:
+                self._submit(*self._last)
             for future in self._sent:
                 future.exception()
         finally:

@@ -326,6 +326,53 @@ def test_self_check_fails_when_the_store_ignores_lock_headers(s3: S3) -> None:
         self_check(s3.store)
 
 
+def _stream_from_one_buffer(store: S3ObjectStore, key: str, data: bytes) -> None:
+    """Send data as a streamed upload's parts, every part from the same buffer,
+    overwritten for the next part as soon as the one before is sent."""
+    streamed = store.begin_streamed(key)
+    size, buffer = streamed.part_size, bytearray(streamed.part_size)
+    for number, start in enumerate(range(0, len(data), size), start=1):
+        piece = data[start : start + size]
+        buffer[: len(piece)] = piece
+        streamed.send(number, memoryview(buffer)[: len(piece)])
+        buffer[:] = bytes(size)  # reused at once: nothing of this part may still be unread
+    streamed.complete(len(data))
+
+
+def test_streamed_parts_sent_from_a_reused_buffer_store_exactly_their_bytes(s3: S3) -> None:
+    data = os.urandom(2 * PART + 777)
+    _stream_from_one_buffer(s3.store, "originals/o11", data)
+    assert s3.store.read_range("originals/o11", 0, len(data) + 1) == data
+    head = s3.client.head_object(Bucket=s3.bucket, Key="vault/originals/o11")
+    assert head["ContentLength"] == len(data) and s3.pending_uploads() == []
+
+
+def test_a_streamed_part_is_sent_again_in_full_after_a_503(s3_server: S3) -> None:
+    attempts = answer_503(s3_server, "UploadPart", times=2, code="ServiceUnavailable", lost=False)
+    data = os.urandom(PART + 999)
+    _stream_from_one_buffer(s3_server.store, "originals/o12", data)
+    assert len(attempts) == 2 + 2  # the first part twice refused, then both parts
+    assert s3_server.store.read_range("originals/o12", 0, len(data)) == data
+
+
+def test_bodies_are_covered_by_a_signed_checksum_not_hashed_again_to_sign(s3_server: S3) -> None:
+    sent: list[Any] = []
+    for operation in ("PutObject", "UploadPart"):
+        s3_server.client.meta.events.register(
+            f"before-send.s3.{operation}", lambda request, **kwargs: sent.append(request)
+        )
+    s3_server.store.put("clips/c12", io.BytesIO(os.urandom(1000)))
+    s3_server.store.put("clips/c13", io.BytesIO(os.urandom(PART + 1)))
+    assert len(sent) == 1 + 2
+    for request in sent:
+        headers = {
+            k.lower(): v.decode() if isinstance(v, bytes) else v for k, v in request.headers.items()
+        }
+        signed = headers["authorization"].split("SignedHeaders=")[1].split(",")[0].split(";")
+        assert headers["x-amz-content-sha256"] == "UNSIGNED-PAYLOAD"
+        assert "x-amz-checksum-sha256" in signed
+
+
 def test_from_url_reads_bucket_and_prefix_and_sets_retries(aws_env: None) -> None:
     store = S3ObjectStore.from_url("s3://evidence-bucket/district-1/vault/", region=REGION)
     assert (store.bucket, store.prefix) == ("evidence-bucket", "district-1/vault/")

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from app.live_verify import LiveVerifier
+from app.live_verify import PARTS_IN_FLIGHT, LiveVerifier
 from evidence.crypto import segments
 from evidence.errors import IntegrityError
 
@@ -141,7 +141,7 @@ class _Sink:
         self._fail_at = fail_at
         self._lock = threading.Lock()
 
-    def send(self, number: int, chunk: bytes) -> None:
+    def send(self, number: int, chunk: memoryview) -> None:
         if number == self._fail_at:
             raise OSError("the store went away")
         with self._lock:
@@ -197,3 +197,26 @@ def test_a_tampered_upload_aborts_what_was_streamed(tmp_path: Path) -> None:
     with pytest.raises(IntegrityError):
         verifier.finish("u1", wait_seconds=30)
     assert sink.aborted
+
+
+def test_parts_are_filled_in_a_few_reused_buffers(tmp_path: Path) -> None:
+    _, ciphertext, dek, oid = _sealed(40 * SEGMENT + 3)
+    held: list[object] = []  # kept alive, so no two buffers can share an id
+
+    class Recording(_Sink):
+        def send(self, number: int, chunk: memoryview) -> None:
+            with self._lock:
+                held.append(chunk.obj)
+            super().send(number, chunk)
+
+    sink = Recording(part_size=SEGMENT)
+    path, verifier = tmp_path / "u1", LiveVerifier()
+    path.write_bytes(ciphertext)
+    verifier.committed(
+        "u1", path, len(ciphertext), len(ciphertext), lambda: (dek, oid), lambda: sink
+    )
+    verified = verifier.finish("u1", wait_seconds=30)
+    assert verified is not None and verified.streamed is sink
+    assert len(sink.parts) > 2 * (PARTS_IN_FLIGHT + 1)
+    assert len({id(buffer) for buffer in held}) <= PARTS_IN_FLIGHT + 1
+    assert b"".join(sink.parts[n] for n in sorted(sink.parts)) == ciphertext
