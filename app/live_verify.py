@@ -8,6 +8,13 @@ and waits for the next commit. When the last byte is committed, `finish` waits f
 thread to reach the end and hands back the digest of the file as it is on disk, together
 with the file's inode, so the local store can adopt that very file as the object.
 
+The whole file's ciphertext SHA-256 is taken here, from the bytes read back, rather than
+by the request as it writes them: the request thread is what the dock waits for between
+PATCHes, and this thread has the machine's other core (measured on a 2 GiB upload to the
+local store: 0.66 -> 0.73 of the disk's raw write + fsync speed). The run always reads the
+file from its first byte, so it hashes the file as it is even when earlier PATCHes went
+to another worker process.
+
 This is only a shortcut. `finish` answers None whenever it cannot vouch for the whole
 file: the PATCHes went to another worker process, this one restarted, the thread fell
 behind past the wait, or reading failed. The caller then reads the stored object back
@@ -20,19 +27,15 @@ commits is dropped after `idle_seconds`, its key with it."""
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import queue
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
-
-if TYPE_CHECKING:
-    from hashlib import _Hash as Hash
+from typing import Any, Protocol
 
 from evidence.crypto import segments
 from evidence.errors import IntegrityError
@@ -68,24 +71,6 @@ class Verified:
         """Abort the parts sent to the store, if any: they will not become the object."""
         if self.streamed is not None:
             self.streamed.abort()
-
-
-def _hash_file(path: Path, length: int) -> str:
-    """SHA-256 of the first `length` bytes of the file at path (which must have them)."""
-    digest, buffer = hashlib.sha256(), bytearray(READ_SEGMENTS * 1024 * 1024)
-    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-    try:
-        position = 0
-        while position < length:
-            view = memoryview(buffer)[: min(len(buffer), length - position)]
-            got = os.preadv(fd, [view], position)
-            if not got:
-                raise OSError("staged file shorter than its length")
-            digest.update(view[:got])
-            position += got
-    finally:
-        os.close(fd)
-    return digest.hexdigest()
 
 
 class _Abandoned(Exception):
@@ -141,9 +126,7 @@ class _Run:
             chunks = self._chunks(fd)
             if sender is not None:
                 chunks = sender.tee(chunks)
-            digest = digest_chunks(
-                chunks, self._dek, self._object_id, self.length, hash_stored=False
-            )
+            digest = digest_chunks(chunks, self._dek, self._object_id, self.length)
             streamed = sender.finish() if sender is not None else None
             sender = None
             result = Verified(digest, (st.st_dev, st.st_ino), streamed)
@@ -293,28 +276,14 @@ class LiveVerifier:
     def __init__(self, *, idle_seconds: float = 900.0) -> None:
         self._idle = idle_seconds
         self._runs: dict[str, _Run] = {}
-        self._stored: dict[str, tuple[int, Hash]] = {}
         self._lock = threading.Lock()
         self._pid = os.getpid()
 
     def _table(self) -> dict[str, _Run]:
         if os.getpid() != self._pid:  # forked (a worker of a preloaded app): start empty
-            self._runs, self._stored = {}, {}
+            self._runs = {}
             self._lock, self._pid = threading.Lock(), os.getpid()
         return self._runs
-
-    def stored_hasher(self, upload_id: str, offset: int) -> Hash | None:
-        """A SHA-256 of the staged file's first `offset` bytes, to be fed the bytes a
-        PATCH appends at offset as they are written: fresh at 0, a copy of the one a
-        PATCH committed here when it ended at offset; None when this process did not see
-        the bytes before offset (their hash is then computed by `finish`, from the file).
-        Committed bytes never change, so a hash that reached offset stays right."""
-        if offset == 0:
-            return hashlib.sha256()
-        with self._lock:
-            self._table()
-            known = self._stored.get(upload_id)
-        return known[1].copy() if known is not None and known[0] == offset else None
 
     def committed(
         self,
@@ -324,18 +293,13 @@ class LiveVerifier:
         length: int,
         key: Callable[[], tuple[bytes, bytes] | None],
         sink: Callable[[], PartSink | None] | None = None,
-        stored: Hash | None = None,
     ) -> None:
         """Bytes [0, offset) of the staged file at path are committed. The first call for
         an upload in this process starts its run; `key` is asked for (data key, object
         id) only then, and None (the key cannot be unwrapped) starts nothing. `sink`,
-        when given, is asked then too for where the bytes should also be sent. `stored`
-        is the SHA-256 of those offset bytes as they were written (`stored_hasher`), if
-        the request computed it."""
+        when given, is asked then too for where the bytes should also be sent."""
         with self._lock:
             table = self._table()
-            if stored is not None:
-                self._stored[upload_id] = (offset, stored)
             run = table.get(upload_id)
             if run is not None and run.done.is_set() and run.result is None and not run.failed:
                 del table[upload_id]  # it gave up (idle): start again from the file
@@ -355,7 +319,6 @@ class LiveVerifier:
         None if it cannot say (see the module's doc). IntegrityError if it failed."""
         with self._lock:
             run = self._table().pop(upload_id, None)
-            stored = self._stored.pop(upload_id, None)
         if run is None:
             return None
         if not run.done.wait(timeout=wait_seconds):
@@ -363,24 +326,12 @@ class LiveVerifier:
             return None
         if run.failed is not None:
             raise run.failed
-        result = run.result
-        if result is None:
-            return None
-        if stored is not None and stored[0] == run.length:
-            stored_sha256 = stored[1].hexdigest()
-        else:  # some PATCHes went to another process: hash the file as it is
-            try:
-                stored_sha256 = _hash_file(run.path, run.length)
-            except OSError:
-                result.abandon()
-                return None
-        return replace(result, digest=replace(result.digest, stored_sha256=stored_sha256))
+        return run.result
 
     def discard(self, upload_id: str) -> None:
         """Stop the upload's run, if any (terminated, rejected, expired)."""
         with self._lock:
             run = self._table().pop(upload_id, None)
-            self._stored.pop(upload_id, None)
         if run is not None:
             run.stop()
 

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from datetime import timedelta
 from email.utils import format_datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, cast
+from typing import cast
 
 from flask import Blueprint, Response, current_app, g, jsonify, request
 from flask.typing import ResponseReturnValue
@@ -37,9 +37,6 @@ from evidence import vault as vault_core
 from evidence.adapters.sql.org import Dock
 from evidence.adapters.sql.vault import Upload
 from evidence.errors import StorageError
-
-if TYPE_CHECKING:
-    from hashlib import _Hash as Hash
 
 logger = logging.getLogger(__name__)
 uploads_api = Blueprint("uploads_api", __name__, url_prefix="/api/v1")
@@ -222,18 +219,13 @@ def patch(upload_id: str) -> ResponseReturnValue:
             if claimed != start:
                 return dock_error(409, "offset_mismatch", f"the upload's offset is {start}")
             hasher = hashlib.sha256() if expected is not None else None
-            # The whole file's SHA-256 too, from the bytes as they are written, when this
-            # process saw every PATCH before this one (app/live_verify.py).
-            stored = _live().stored_hasher(upload_id, start)
-            digests = [h for h in (hasher, stored) if h is not None]
             try:
-                _written, cut = staged.append(_body(), length - start, digests)
+                _written, cut = staged.append(_body(), length - start, [hasher] if hasher else [])
             except ValueError:
                 staged.truncate(start)
                 return dock_error(413, "too_long", "more bytes than Upload-Length")
             if hasher is not None and (cut or hasher.digest() != expected):
                 staged.truncate(start)  # the whole PATCH is discarded (tus checksum)
-                stored = None
                 if not cut:
                     return dock_error(
                         460, "checksum_mismatch", "the chunk's SHA-256 does not match"
@@ -241,7 +233,7 @@ def patch(upload_id: str) -> ResponseReturnValue:
             offset = staged.offset
             _record_offset(upload_id, offset)
             if offset > start:
-                _verify_as_it_arrives(upload_id, staged.path, offset, length, stored)
+                _verify_as_it_arrives(upload_id, staged.path, offset, length)
             if cut:
                 return tus_headers(Response(status=400))
             if offset == length:
@@ -261,9 +253,7 @@ def _record_offset(upload_id: str, offset: int) -> None:
         db().commit()
 
 
-def _verify_as_it_arrives(
-    upload_id: str, path: Path, offset: int, length: int, stored: Hash | None
-) -> None:
+def _verify_as_it_arrives(upload_id: str, path: Path, offset: int, length: int) -> None:
     """Let this process read the committed bytes back now, on a thread of its own, when
     the store can adopt the staged file as it is, or take its parts as they are read
     (S3 multipart), so the last PATCH need not store and read back the whole file
@@ -289,7 +279,7 @@ def _verify_as_it_arrives(
             return None
         return streamed
 
-    _live().committed(upload_id, path, offset, length, key, sink, stored)
+    _live().committed(upload_id, path, offset, length, key, sink)
 
 
 def _finish(upload_id: str, offset: int) -> ResponseReturnValue:
