@@ -15,6 +15,9 @@ from _vault_figures import (
     size_text,
 )
 
+from app.live_verify import PARTS_IN_FLIGHT
+from evidence.adapters.s3_store import STREAMED_PART_SIZE
+
 README = ROOT / "bench" / "README.md"
 BEGIN, END = "<!-- vault-ingest:begin -->", "<!-- vault-ingest:end -->"
 
@@ -125,8 +128,9 @@ def where_time_goes(d: dict[str, Any], patch_bytes: int) -> list[str]:
     lines.append(
         f"S3 {size_text(up['plaintext_bytes'])}: {up['seconds']:.1f} s = PATCHes "
         f"{q['bytes_s']:.1f} s ({q['bytes_MB_per_s']:,.0f} MB/s) + the last PATCH "
-        f"{q['last_patch_s']:.1f} s (parts are sent to S3 while the PATCHes arrive, 16 MiB "
-        "each and 3 at a time, from the read that verifies them; the last PATCH waits for "
+        f"{q['last_patch_s']:.1f} s (parts are sent to S3 while the PATCHes arrive, "
+        f"{STREAMED_PART_SIZE >> 20} MiB each and {PARTS_IN_FLIGHT} at a time, from reused "
+        "buffers filled by the read that verifies them; the last PATCH waits for "
         "the parts still in flight and completes the multipart upload; an upload that "
         "could not be streamed is stored whole and read back) + receipt "
         f"{up['receipt_s'] * 1e3:.0f} ms. Less its "
