@@ -27,19 +27,24 @@ commits is dropped after `idle_seconds`, its key with it."""
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import queue
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
+from app.direct_io import ALIGN, align_down, align_up, aligned_buffer, open_direct
 from evidence.crypto import segments
 from evidence.errors import IntegrityError
 from evidence.vault import Digest, digest_chunks
+
+if TYPE_CHECKING:
+    from hashlib import _Hash as Hash
 
 logger = logging.getLogger(__name__)
 
@@ -123,10 +128,14 @@ class _Run:
         sender = _Sender(self._sink) if self._sink is not None else None
         try:
             st = os.fstat(fd)
-            chunks = self._chunks(fd)
+            stored = hashlib.sha256()
+            chunks = self._chunks(fd, stored)
             if sender is not None:
                 chunks = sender.tee(chunks)
-            digest = digest_chunks(chunks, self._dek, self._object_id, self.length)
+            digest = digest_chunks(
+                chunks, self._dek, self._object_id, self.length, hash_stored=False
+            )
+            digest = replace(digest, stored_sha256=stored.hexdigest())
             streamed = sender.finish() if sender is not None else None
             sender = None
             result = Verified(digest, (st.st_dev, st.st_ino), streamed)
@@ -158,28 +167,97 @@ class _Run:
                 raise _Abandoned
             return self._committed
 
-    def _chunks(self, fd: int) -> Iterator[bytes | memoryview]:
+    def _chunks(self, fd: int, stored: Hash) -> Iterator[bytes | memoryview]:
         """The committed bytes in order: the header, then whole sealed segments read into
-        two reused buffers, so segments are opened in place (no copy) and no new buffer is
-        faulted in per read. Each piece is consumed before the next is read."""
+        three reused buffers, so segments are opened in place (no copy) and no new buffer is
+        faulted in per read. The reads are
+        direct (app/direct_io.py) where the filesystem allows: what is checked is what the
+        disk returns, and the upload's pages are not taken into the page cache. Each piece
+        is fed to `stored` (the file's SHA-256) on the thread that read it, so that hash
+        and the one of the plaintext take the machine's two cores."""
         header = b""
         while len(header) < segments.HEADER_SIZE:
             end = min(self._committed_end(len(header)), segments.HEADER_SIZE)
             header += os.pread(fd, end - len(header), len(header))
+        stored.update(header)
         yield header
         sealed = segments.parse_header(header).segment_size + segments.TAG_SIZE
-        buffers = [bytearray(READ_SEGMENTS * sealed) for _ in range(2)]
-        position, turn = segments.HEADER_SIZE, 0
-        while position < self.length:
-            end = self._committed_end(position)
-            while position < end:
-                view = memoryview(buffers[turn])[: min(len(buffers[turn]), end - position)]
-                got = os.preadv(fd, [view], position)
-                if not got:
-                    raise OSError("staged file shorter than its committed offset")
-                position += got
-                turn ^= 1
-                yield view[:got]
+        span = READ_SEGMENTS * sealed
+        reader = _ReadBack(self._path, fd, span, stored)
+        try:
+            position = segments.HEADER_SIZE
+            while position < self.length:
+                end = self._committed_end(position)
+                while position < end:
+                    stop = min(end, position + span)
+                    piece = reader.read(position, stop)
+                    if stop < end:  # what the next turn reads: fetched while this is checked
+                        reader.prefetch(stop, min(end, stop + span))
+                    yield piece
+                    position = stop
+        finally:
+            reader.close()
+
+
+class _ReadBack:
+    """Reads ranges of at most span bytes of the staged file, directly, in whole blocks
+    around the range, when the file can be opened so. The next range can be fetched on a
+    helper thread while the last one is checked (a direct read waits for the disk, the
+    page cache no longer hiding it). Three buffers, in turn: the piece being fetched, the
+    one being checked and the one before it, which the consumer may still hold."""
+
+    BUFFERS = 3
+
+    def __init__(self, path: Path, fd: int, span: int, stored: Hash) -> None:
+        self._fd = fd
+        self._stored = stored
+        self._direct = open_direct(path, os.O_RDONLY, like=fd)
+        self._buffers = [aligned_buffer(span + 2 * ALIGN) for _ in range(self.BUFFERS)]
+        self._span = span
+        self._turn = 0
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="bwc-read-back")
+        self._ahead: tuple[int, int, Future[memoryview]] | None = None
+
+    def read(self, start: int, stop: int) -> memoryview:
+        ahead, self._ahead = self._ahead, None
+        if ahead is not None and ahead[:2] != (start, stop):
+            # never so (the caller fetches what it reads next), and it must not be: the
+            # fetched piece is in `stored` already, which must see each byte once
+            raise RuntimeError("read back out of order")
+        return (ahead[2] if ahead is not None else self._submit(start, stop)).result()
+
+    def prefetch(self, start: int, stop: int) -> None:
+        self._ahead = (start, stop, self._submit(start, stop))
+
+    def _submit(self, start: int, stop: int) -> Future[memoryview]:
+        if not 0 <= stop - start <= self._span:
+            raise ValueError("a read back larger than its buffers")
+        # One thread takes the reads in order, so a buffer is never read into while an
+        # earlier read into it is still running.
+        buffer = self._buffers[self._turn]
+        self._turn = (self._turn + 1) % self.BUFFERS
+        return self._pool.submit(self._fetch, buffer, start, stop)
+
+    def _fetch(self, buffer: Any, start: int, stop: int) -> memoryview:
+        lo, hi = (align_down(start), align_up(stop)) if self._direct is not None else (start, stop)
+        view = memoryview(buffer)[: hi - lo]
+        fd = self._fd if self._direct is None else self._direct
+        done = 0
+        while lo + done < stop:
+            got = os.preadv(fd, [view[done:]], lo + done)
+            if not got:
+                raise OSError("staged file shorter than its committed offset")
+            done += got
+        piece = view[start - lo : stop - lo]
+        self._stored.update(piece)
+        return piece
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+        if self._direct is not None:
+            os.close(self._direct)
+            self._direct = None
+        # the buffers are left to the collector: the last piece handed out may be in use
 
 
 class _Sender:

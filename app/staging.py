@@ -1,10 +1,13 @@
 """Staged tus uploads: one ciphertext file per upload in the upload folder, under a lock.
 
-The file's size is the upload's offset: bytes are appended (their writeback started as
-they arrive, app/writeback.py) and fsynced before the offset is reported, so a resumed
-upload never skips bytes that were not kept. A lock (flock) serialises requests on one
-upload across processes on a host; a deployment with several app hosts shares the
-folder (and its locks) over the network file system or pins an upload to one host."""
+The file's size is the upload's offset: bytes are appended and fsynced before the offset
+is reported, so a resumed upload never skips bytes that were not kept. They go to the
+disk with direct I/O (app/direct_io.py) in whole blocks, the last part block of a PATCH
+through the page cache; where the filesystem takes no direct I/O they are written
+through the page cache, their writeback started as they arrive (app/writeback.py).
+A lock (flock) serialises requests on one upload across processes on a host; a
+deployment with several app hosts shares the folder (and its locks) over the network
+file system or pins an upload to one host."""
 
 from __future__ import annotations
 
@@ -14,6 +17,7 @@ import os
 import re
 import time
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
@@ -21,6 +25,7 @@ from typing import TYPE_CHECKING, BinaryIO
 if TYPE_CHECKING:
     from hashlib import _Hash as Hash
 
+from app.direct_io import ALIGN, align_down, aligned_buffer, open_direct, pwrite_all
 from app.writeback import start_writeback
 
 _UPLOAD_ID = re.compile(r"^[0-9a-f]{32}$")
@@ -34,9 +39,10 @@ class UploadBusy(Exception):
 
 
 class StagedUpload:
-    def __init__(self, path: Path, handle: BinaryIO | None) -> None:
+    def __init__(self, path: Path, handle: BinaryIO | None, *, direct: bool = True) -> None:
         self.path = path
         self._file = handle
+        self._direct = direct
 
     @property
     def _handle(self) -> BinaryIO:
@@ -60,14 +66,96 @@ class StagedUpload:
         `readinto(buffer)` fills the start of buffer and says how many bytes; 0 at the
         end of the body, ConnectionError if the client went away: what arrived is then
         kept and `cut short` is True. More than limit bytes is a ValueError. The bytes
-        pass through one buffer, reused (no new memory per chunk). The disk's writeback
-        is started every `WRITEBACK_BYTES` (app/writeback.py); the fsync at the end is
-        what makes the new offset safe to report.
+        pass through one buffer, reused (no new memory per chunk). The fsync at the end
+        is what makes the new offset safe to report.
 
         (Receiving on this thread while a helper hashed and wrote the previous buffer
         was tried: on this disk it was slower, the writes being what waits.)"""
         fd = self._handle.fileno()
-        start = flushed = os.lseek(fd, 0, os.SEEK_END)
+        start = os.lseek(fd, 0, os.SEEK_END)
+        direct = open_direct(self.path, os.O_WRONLY, like=fd) if self._direct else None
+        try:
+            if direct is None:
+                return self._append_buffered(fd, start, readinto, limit, digests)
+            return self._append_direct(fd, direct, start, readinto, limit, digests)
+        finally:
+            if direct is not None:
+                os.close(direct)
+
+    def _append_direct(
+        self,
+        fd: int,
+        direct: int,
+        start: int,
+        readinto: Callable[[memoryview], int],
+        limit: int,
+        digests: Sequence[Hash],
+    ) -> tuple[int, bool]:
+        """`append` with direct I/O: the buffer starts at the block holding the offset
+        (its bytes already on disk read back in front of the new ones) and every whole
+        block is written directly, by a writer thread while the next bytes are received
+        into the other of two buffers (a direct write waits for the disk); what is left
+        under one block at the end goes through the page cache (fd), so the file never
+        holds padding past its true size."""
+        base = align_down(start)
+        carry = start - base  # bytes of the buffer not yet written (or, first, re-read)
+        # carry is always under ALIGN
+        views = [memoryview(aligned_buffer(ALIGN + BUFFER_BYTES)) for _ in range(2)]
+        view = views[0]
+        writer = ThreadPoolExecutor(1, thread_name_prefix="bwc-staged-write")
+        pending: Future[None] | None = None  # the other buffer's write
+        written, cut = 0, False
+        try:
+            if carry and os.preadv(fd, [view[:carry]], base) != carry:
+                raise OSError(f"staged upload {self.path.name} changed while appended to")
+            while not cut:
+                room = view[carry : carry + min(BUFFER_BYTES, limit - written + 1)]
+                filled = 0
+                try:
+                    while filled < len(room) and (got := readinto(room[filled:])):
+                        filled += got
+                except ConnectionError:
+                    cut = True
+                if written + filled > limit:
+                    raise ValueError("more bytes than the upload's length")
+                for digest in digests:
+                    digest.update(room[:filled])
+                written += filled
+                total = carry + filled
+                whole = align_down(total)
+                carry = total - whole
+                if whole:
+                    other = views[1] if view is views[0] else views[0]
+                    if pending is not None:
+                        pending.result()  # the other buffer is written: free again
+                    other[:carry] = view[whole:total]
+                    pending = writer.submit(pwrite_all, direct, view[:whole], base)
+                    base += whole
+                    view = other
+                if filled < len(room):
+                    break
+        finally:
+            try:
+                if pending is not None:
+                    pending.result()
+            finally:
+                writer.shutdown(wait=True)
+        if carry:
+            pwrite_all(fd, view[:carry], base)
+        os.fdatasync(fd)  # the data and the size that reaches it; not the times
+        return written, cut
+
+    def _append_buffered(
+        self,
+        fd: int,
+        start: int,
+        readinto: Callable[[memoryview], int],
+        limit: int,
+        digests: Sequence[Hash],
+    ) -> tuple[int, bool]:
+        """`append` through the page cache, the disk's writeback started every
+        `WRITEBACK_BYTES` (app/writeback.py)."""
+        flushed = start
         buffer = memoryview(bytearray(BUFFER_BYTES))
         written, cut = 0, False
         try:

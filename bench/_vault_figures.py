@@ -153,8 +153,8 @@ def raw_figures(d: dict[str, Any]) -> list[dict[str, Any]]:
         _fig(
             "stack_sink",
             "Same stack, no service: gunicorn (gthread) + Flask handler that "
-            "reads the PATCH in 1 MiB, SHA-256s, writes (writeback started every 8 MiB), "
-            "fsyncs; same client and bytes",
+            "reads the PATCH in 1 MiB, SHA-256s, writes with the service's writer "
+            "(direct I/O), fsyncs; same client and bytes",
             sink["MB_per_s"],
             "MB/s",
             f"{sink['MB_per_s']:,.0f} MB/s ({sink['seconds']:.1f} s)",

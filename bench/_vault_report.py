@@ -39,7 +39,8 @@ read from the sealed file while one is in flight. It measures, in one run:
   before and after the rest. SHA-256 and disk figures are the mean of the two runs.
 - **The same stack without the service**: the large file's bytes, sent the same way, to
   a Flask handler under the same gunicorn settings that only reads each PATCH in 1 MiB
-  chunks, SHA-256s, writes and fsyncs it (`bench/_vault_sink_app.py`).
+  chunks, SHA-256s, writes it with the service's own writer (`app.staging`, direct I/O)
+  and fsyncs it (`bench/_vault_sink_app.py`).
 - **Ingest, local store** (b): one 2 GiB file, then 200 × 10 MiB files one after
   another, each timed from its first POST to a receipt that says `verified`; the
   service stores, reads back, authenticates and hashes a file before it answers its
@@ -78,10 +79,12 @@ def where_time_goes(d: dict[str, Any], patch_bytes: int) -> list[str]:
         "in the client between requests.",
         f"Local, bytes arriving: {cpu_text(big['service_cpu_bytes'], p['bytes_s'])}. The "
         "request thread reads the body in 1 MiB chunks from gunicorn's input stream, "
-        "SHA-256s it for `Upload-Checksum`, os.writes it to the staged file (starting the "
-        "disk's writeback every 8 MiB) and fsyncs once per PATCH; meanwhile the live "
-        "verification thread reads each committed PATCH back from the file, authenticates "
-        "its segments and SHA-256s ciphertext and plaintext. The same stack doing only the "
+        "SHA-256s it for `Upload-Checksum` and hands each 2 MiB to a writer thread that "
+        "writes it to the staged file with direct I/O (no page cache) while the next is "
+        "received, and fsyncs once per PATCH; meanwhile the live verification reads each "
+        "committed PATCH back from the disk (direct reads, the next range fetched and its "
+        "ciphertext SHA-256'd on a helper thread), authenticates its segments and "
+        "SHA-256s the plaintext. The same stack doing only the "
         f"request thread's part (the sink row) carried the same bytes at "
         f"{sink['MB_per_s']:,.0f} MB/s ({cpu_text(sink['cpu'], sink['seconds'])}); the "
         f"service's PATCHes ran at {p['bytes_MB_per_s'] / sink['MB_per_s']:.2f}× that"

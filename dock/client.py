@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import logging
+import mmap
 import os
 import random
 import threading
@@ -68,9 +69,11 @@ class Throttle:
 
 
 class _Chunk:
-    """One PATCH body, read from the spool, and its SHA-256 (for Upload-Checksum)."""
+    """One PATCH body, read from the spool, and its SHA-256 (for Upload-Checksum). `data`
+    is a view of one of `_Chunks`' two buffers: valid until the next chunk but one is
+    read, that is while this one is being sent."""
 
-    def __init__(self, data: bytes) -> None:
+    def __init__(self, data: memoryview) -> None:
         self.data = data
         self.digest = hashlib.sha256(data).digest()
 
@@ -79,34 +82,56 @@ class _Chunks:
     """The spool file's PATCH bodies, each read once and hashed while the one before is
     sent: the next chunk is read and hashed on a helper thread (hashlib and the read
     release the GIL), so the upload neither pauses to hash nor reads a chunk twice.
-    Memory: two chunks. The offset asked for is the service's; a chunk read ahead for
-    another offset (after a cut) is dropped."""
+    Memory: two page-aligned buffers of one chunk, reused. The spool is read with direct
+    I/O where its filesystem allows (its writer wrote it so, dock/_spool_writer.py):
+    taking it into the page cache on the way out cost the dock more system time than
+    the disk needed to read it. The offset asked for is the service's; a chunk read
+    ahead for another offset (after a cut) is dropped."""
 
     def __init__(self, path: Path, length: int, size: int) -> None:
         self._fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-        os.posix_fadvise(self._fd, 0, 0, os.POSIX_FADV_SEQUENTIAL)
+        self._direct = _open_direct(path, self._fd)
+        if self._direct is None:
+            os.posix_fadvise(self._fd, 0, 0, os.POSIX_FADV_SEQUENTIAL)
         self._name = path.name
         self._length = length
         self._size = size
+        self._buffers = [mmap.mmap(-1, _align_up(size) + 2 * _ALIGN) for _ in range(2)]
+        self._turn = 0  # the buffer the next read goes into
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="patch-sha256")
         self._ahead: tuple[int, Future[_Chunk]] | None = None
 
-    def _read(self, offset: int) -> _Chunk:
+    def _read(self, offset: int, buffer: mmap.mmap) -> _Chunk:
         want = min(self._size, self._length - offset)
-        data = os.pread(self._fd, want, offset)
-        if len(data) != want:
-            raise ServiceError(f"spool file {self._name} is shorter than recorded")
-        return _Chunk(data)
+        direct = self._direct is not None
+        lo = offset - offset % _ALIGN if direct else offset
+        hi = _align_up(offset + want) if direct else offset + want
+        view = memoryview(buffer)[: hi - lo]
+        fd = self._fd if self._direct is None else self._direct
+        done = 0
+        while lo + done < offset + want:
+            got = os.preadv(fd, [view[done:]], lo + done)
+            if not got:
+                raise ServiceError(f"spool file {self._name} is shorter than recorded")
+            done += got
+        return _Chunk(view[offset - lo : offset - lo + want])
+
+    def _submit(self, offset: int) -> Future[_Chunk]:
+        # One reader thread takes reads in order, so a read into a buffer never starts
+        # before the read submitted into it earlier has finished.
+        buffer = self._buffers[self._turn]
+        self._turn ^= 1
+        return self._pool.submit(self._read, offset, buffer)
 
     def at(self, offset: int) -> _Chunk:
         ahead, self._ahead = self._ahead, None
         future = ahead[1] if ahead and ahead[0] == offset else None
         if future is None:
-            future = self._pool.submit(self._read, offset)
+            future = self._submit(offset)
         chunk = future.result()
         following = offset + len(chunk.data)
         if following < self._length:
-            self._ahead = (following, self._pool.submit(self._read, following))
+            self._ahead = (following, self._submit(following))
         return chunk
 
     def __enter__(self) -> _Chunks:
@@ -115,14 +140,41 @@ class _Chunks:
     def __exit__(self, *_: object) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
         os.close(self._fd)
+        if self._direct is not None:
+            os.close(self._direct)
+        # the buffers are left to the collector: a chunk handed out may still be referenced
+
+
+_ALIGN = 4096  # as the spool writer aligns (dock/_spool_writer.py)
+
+
+def _align_up(n: int) -> int:
+    return -(-n // _ALIGN) * _ALIGN
+
+
+def _open_direct(path: Path, like: int) -> int | None:
+    """path opened again for direct reads, if its filesystem allows and it is still the
+    file `like` is open on; None otherwise."""
+    flags = os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW | getattr(os, "O_DIRECT", 0)
+    if flags == os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW:
+        return None
+    try:
+        fd = os.open(path, flags)
+    except OSError:
+        return None
+    mine, theirs = os.fstat(fd), os.fstat(like)
+    if (mine.st_dev, mine.st_ino) != (theirs.st_dev, theirs.st_ino):
+        os.close(fd)
+        return None
+    return fd
 
 
 class _Paced:
     """A chunk as a body read at the throttle's pace, with a known length (so the
     request carries Content-Length, never chunked encoding)."""
 
-    def __init__(self, data: bytes, throttle: Throttle) -> None:
-        self._view = memoryview(data)
+    def __init__(self, data: memoryview, throttle: Throttle) -> None:
+        self._view = data
         self._throttle = throttle
 
     def __len__(self) -> int:

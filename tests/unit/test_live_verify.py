@@ -54,6 +54,41 @@ def test_the_whole_file_read_back_gives_both_digests_and_its_inode(
     assert verifier.finish("u1", wait_seconds=1) is None  # handed over once
 
 
+@pytest.mark.parametrize("direct", [True, False], ids=["direct", "page cache"])
+@pytest.mark.parametrize("step", [7, 4095, 4097, 3 * SEGMENT + 1])
+def test_reads_back_in_blocks_or_through_the_page_cache_give_the_same_digests(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, step: int, direct: bool
+) -> None:
+    """Commits that end anywhere inside a disk block: the direct reads cover whole blocks
+    around each range and must hand back exactly the range; without direct I/O (a
+    filesystem that refuses it) the same bytes come through the page cache."""
+    import app.live_verify as live
+
+    opened: list[int] = []
+    real = live.open_direct
+
+    def spy(path: Path, flags: int, *, like: int | None = None) -> int | None:
+        fd = real(path, flags, like=like) if direct else None
+        if fd is not None:
+            opened.append(fd)
+        return fd
+
+    monkeypatch.setattr(live, "open_direct", spy)
+    plaintext, ciphertext, dek, oid = _sealed(7 * SEGMENT + 5)
+    path, verifier = tmp_path / "u1", LiveVerifier()
+    ends = [2 * SEGMENT, *range(2 * SEGMENT + step, len(ciphertext), step), len(ciphertext)]
+    with path.open("ab") as handle:
+        for end in ends:
+            handle.write(ciphertext[handle.tell() : end])
+            handle.flush()
+            verifier.committed("u1", path, end, len(ciphertext), lambda: (dek, oid))
+    verified = verifier.finish("u1", wait_seconds=30)
+    assert verified is not None
+    assert verified.digest.sha256 == hashlib.sha256(plaintext).hexdigest()
+    assert verified.digest.stored_sha256 == hashlib.sha256(ciphertext).hexdigest()
+    assert bool(opened) == direct
+
+
 def test_a_flipped_byte_on_disk_is_an_integrity_error(tmp_path: Path) -> None:
     _, ciphertext, dek, oid = _sealed(3 * SEGMENT)
     broken = bytearray(ciphertext)
