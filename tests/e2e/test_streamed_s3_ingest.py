@@ -6,6 +6,7 @@ staged ciphertext and passes fixity. In process (moto) and over HTTP (ThreadedMo
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import os
 import secrets
@@ -102,6 +103,25 @@ def test_parts_go_to_s3_as_the_upload_arrives_and_nothing_is_read_back(
         head = s3.head_object(Bucket=bucket, Key=f"originals/{evidence_id}")
         assert head["ObjectLockMode"] == "COMPLIANCE"  # locked once completed
         assert head["ObjectLockRetainUntilDate"] > datetime.now(UTC)
+        _check_stored(app, s3, bucket, ciphertext, evidence_id)
+    finally:
+        app.extensions["bwc.db"].dispose()
+
+
+def test_a_small_upload_is_stored_with_one_put_once_verified_and_not_read_back(
+    world: World, s3: Any
+) -> None:
+    """Up to the store's adopt_limit (here one part) the verified file goes to S3 whole,
+    in one PutObject whose checksum is the SHA-256 the live verification took."""
+    app, counting, bucket, ciphertext, evidence_id = _ingest(world, s3, 3 * 1024 * 1024 + 5)
+    try:
+        assert counting.calls.count("put_object") == 1
+        assert "create_multipart_upload" not in counting.calls
+        assert "upload_part" not in counting.calls
+        assert "get_object" not in counting.calls  # the digest came from the live read
+        head = s3.head_object(Bucket=bucket, Key=f"originals/{evidence_id}", ChecksumMode="ENABLED")
+        assert base64.b64decode(head["ChecksumSHA256"]) == hashlib.sha256(ciphertext).digest()
+        assert head["ObjectLockMode"] == "COMPLIANCE"
         _check_stored(app, s3, bucket, ciphertext, evidence_id)
     finally:
         app.extensions["bwc.db"].dispose()

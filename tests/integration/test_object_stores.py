@@ -613,3 +613,69 @@ def test_local_corrupt_retention_record_fails_closed(
     with pytest.raises(StorageError, match="corrupt"):
         local.delete("originals/o9")
     assert local.exists("originals/o9")
+
+
+def test_s3_adopt_file_puts_the_verified_file_once_with_its_sha256_as_checksum(
+    s3: S3, tmp_path: Path
+) -> None:
+    data = os.urandom(s3.store.adopt_limit - 5)
+    staged = tmp_path / "upload-s3a"
+    staged.write_bytes(data)
+    sha = hashlib.sha256(data).hexdigest()
+    stored = s3.store.adopt_file(
+        "originals/s3a", staged, size=len(data), sha256=sha, inode=_identity(staged)
+    )
+    assert (stored.size, stored.sha256) == (len(data), sha)
+    assert s3.store.read_range("originals/s3a", 0, len(data) + 1) == data
+    head = s3.client.head_object(
+        Bucket=s3.bucket, Key=s3.name("originals/s3a"), ChecksumMode="ENABLED"
+    )
+    assert base64.b64decode(head["ChecksumSHA256"]) == bytes.fromhex(sha)
+    assert s3.pending_uploads() == [] and staged.exists()  # S3 took a copy
+    with pytest.raises(StorageError, match="exists"):
+        s3.store.adopt_file(
+            "originals/s3a", staged, size=len(data), sha256=sha, inode=_identity(staged)
+        )
+
+
+def test_s3_adopt_file_sends_the_verified_sha256_not_one_of_what_it_reads(
+    s3_server: S3, tmp_path: Path
+) -> None:
+    """The file changed after it was verified: the PutObject still carries the verified
+    SHA-256 as its checksum, so S3 refuses the body (BadDigest; moto does not check
+    bodies against checksums, so this looks at what was sent)."""
+    sent: list[Any] = []
+    s3_server.client.meta.events.register(
+        "before-send.s3.PutObject", lambda request, **kwargs: sent.append(request)
+    )
+    staged = tmp_path / "upload-s3b"
+    staged.write_bytes(b"changed after verification")
+    verified = hashlib.sha256(b"the bytes that were verified").digest()
+    size = staged.stat().st_size
+    s3_server.store.adopt_file(
+        "originals/s3b", staged, size=size, sha256=verified.hex(), inode=_identity(staged)
+    )
+    assert len(sent) == 1
+    headers = {k.lower(): v for k, v in sent[0].headers.items()}
+    claimed = headers["x-amz-checksum-sha256"]
+    assert base64.b64decode(claimed.decode() if isinstance(claimed, bytes) else claimed) == verified
+
+
+@pytest.mark.parametrize("change", ["too large", "other inode", "other size"])
+def test_s3_adopt_file_refuses_what_it_cannot_take_in_one_put(
+    s3: S3, tmp_path: Path, change: str
+) -> None:
+    staged = tmp_path / "upload-s3c"
+    staged.write_bytes(b"verified bytes")
+    inode, size = _identity(staged), len(b"verified bytes")
+    if change == "too large":
+        size = s3.store.adopt_limit + 1
+        staged.write_bytes(bytes(size))
+    elif change == "other inode":
+        staged.rename(tmp_path / "moved-away")
+        staged.write_bytes(b"swapped bytes!")
+    else:
+        size += 1
+    with pytest.raises(NotAdoptable):
+        s3.store.adopt_file("originals/s3c", staged, size=size, sha256="00" * 32, inode=inode)
+    assert not s3.store.exists("originals/s3c")
