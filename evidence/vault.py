@@ -101,16 +101,29 @@ class _StoreRange:
         return self._store.read_range(self._key, start, length)
 
 
+def check_stored_size(store: ObjectStore, obj: EncryptedObject) -> None:
+    """IntegrityError unless the store holds exactly the object's recorded size."""
+    if store.size(obj.key) != obj.stored_size:
+        raise IntegrityError("stored object failed authentication")
+
+
 def read_plaintext(
-    store: ObjectStore, obj: EncryptedObject, dek: bytes, start: int, end: int
+    store: ObjectStore,
+    obj: EncryptedObject,
+    dek: bytes,
+    start: int,
+    end: int,
+    *,
+    size_checked: bool = False,
 ) -> Iterator[bytes]:
     """Plaintext bytes [start, end), decrypting only the segments that cover them.
 
     The ciphertext length comes from our database, not from the store, so a truncated
-    object cannot make us treat an inner segment as the last one."""
-    actual = store.size(obj.key)
-    if actual != obj.stored_size:
-        raise IntegrityError("stored object failed authentication")
+    object cannot make us treat an inner segment as the last one. The stored object's
+    size is compared with it first, unless `size_checked` (a caller reading one object
+    many times, that compared it already)."""
+    if not size_checked:
+        check_stored_size(store, obj)
     return segments.decrypt_range(
         _StoreRange(store, obj.key),
         obj.stored_size,

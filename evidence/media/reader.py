@@ -2,8 +2,10 @@
 
 Demuxers (PyAV/FFmpeg) want a file: they read the header, seek to the index (often at
 the end of a camera's MP4) and then read on. This gives them one without a plaintext
-copy anywhere: each read decrypts and authenticates just the segments it covers, a few
-MiB at a time, through `evidence.vault.read_plaintext`."""
+copy anywhere: each read decrypts and authenticates just the segments it covers, through
+`evidence.vault.read_plaintext`: 1 MiB at first (a probe reads only a file's head and
+its index), doubling up to 4 MiB while reads go on in order. The stored object's size
+is checked against the recorded one once, at the first read."""
 
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ import io
 from evidence import vault as vault_core
 from evidence.ports import ObjectStore
 
+_FIRST_WINDOW = 1024 * 1024
 _WINDOW = 4 * 1024 * 1024
 
 
@@ -19,7 +22,7 @@ class PlaintextReader(io.RawIOBase):
     """The plaintext of one stored object as a seekable binary file.
 
     Every byte returned was authenticated; a failed segment raises `IntegrityError`
-    from the read that reaches it. Memory: one window of about 4 MiB."""
+    from the read that reaches it. Memory: one window of at most about 4 MiB."""
 
     def __init__(
         self, store: ObjectStore, obj: vault_core.EncryptedObject, dek: bytes, size: int
@@ -29,6 +32,8 @@ class PlaintextReader(io.RawIOBase):
         self._pos = 0
         self._window_start = 0
         self._window = b""
+        self._span = _FIRST_WINDOW
+        self._size_checked = False
 
     @property
     def size(self) -> int:
@@ -71,7 +76,14 @@ class PlaintextReader(io.RawIOBase):
         return n
 
     def _fill(self, at: int) -> None:
-        end = min(self._size, at + _WINDOW)
-        pieces = vault_core.read_plaintext(self._store, self._obj, self._dek, at, end)
+        if not self._size_checked:
+            vault_core.check_stored_size(self._store, self._obj)
+            self._size_checked = True
+        in_order = self._window and at == self._window_start + len(self._window)
+        self._span = min(_WINDOW, self._span * 2) if in_order else _FIRST_WINDOW
+        end = min(self._size, at + self._span)
+        pieces = vault_core.read_plaintext(
+            self._store, self._obj, self._dek, at, end, size_checked=True
+        )
         self._window = b"".join(pieces)
         self._window_start = at

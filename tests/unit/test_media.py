@@ -107,6 +107,52 @@ def test_plaintext_reader_seeks_and_reads_any_slice(tmp_path: Path) -> None:
     assert reader.read() == plaintext[-100:]
 
 
+class _CountingStore:
+    """A store that counts size look-ups and the bytes of ranged reads."""
+
+    def __init__(self, store: LocalObjectStore) -> None:
+        self._store = store
+        self.sizes = 0
+        self.ranges: list[int] = []
+
+    def size(self, key: str) -> int:
+        self.sizes += 1
+        return self._store.size(key)
+
+    def read_range(self, key: str, start: int, length: int) -> bytes:
+        self.ranges.append(length)
+        return self._store.read_range(key, start, length)
+
+
+def test_plaintext_reader_reads_a_small_head_first_and_checks_the_size_once(
+    tmp_path: Path,
+) -> None:
+    """A probe reads a file's head and its index: the first window is 1 MiB, not the
+    4 MiB that reads in order grow to; the stored size is looked up once per reader."""
+    plaintext = os.urandom(9 * 1024 * 1024 + 7)
+    store, obj, dek = _stored(tmp_path, plaintext)
+    counting = _CountingStore(store)
+    reader = PlaintextReader(counting, obj, dek, len(plaintext))  # type: ignore[arg-type]
+    assert reader.read(32 * 1024) == plaintext[: 32 * 1024]
+    assert sum(counting.ranges) <= 1024 * 1024 + 2 * 4096 + 64  # 1 MiB and its segments
+    reader.seek(0)
+    assert reader.read() == plaintext  # in order: windows grow, every byte still right
+    reader.seek(len(plaintext) - 100)
+    assert reader.read() == plaintext[-100:]
+    assert counting.sizes == 1
+
+
+def test_plaintext_reader_refuses_a_truncated_object_at_its_first_read(tmp_path: Path) -> None:
+    plaintext = os.urandom(30_000)
+    store, obj, dek = _stored(tmp_path, plaintext)
+    path = tmp_path / "objects" / "derivatives" / "t1.obj"
+    path.chmod(0o600)
+    path.write_bytes(path.read_bytes()[:-1])
+    reader = PlaintextReader(store, obj, dek, len(plaintext))
+    with pytest.raises(IntegrityError):
+        reader.read(10)
+
+
 def test_plaintext_reader_refuses_a_tampered_object(tmp_path: Path) -> None:
     plaintext = os.urandom(30_000)
     store, obj, dek = _stored(tmp_path, plaintext)
