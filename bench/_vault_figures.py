@@ -222,6 +222,13 @@ def ingest_figures(d: dict[str, Any]) -> list[dict[str, Any]]:
             "small_recursive_s",
             "`aws s3 cp --recursive`",
         ),
+        (
+            "small_parallel",
+            f"{s3['small_parallel']['files']} other × 10 MiB, "
+            f"{s3['small_parallel']['at_once']} at a time as the CLI sends them",
+            "small_recursive_s",
+            "`aws s3 cp --recursive`",
+        ),
     ):
         up, base = s3[kind], mean(aws[base_key])
         ratio = base / up["seconds"]

@@ -16,7 +16,7 @@ from _vault_figures import (
 )
 
 from app.live_verify import PARTS_IN_FLIGHT
-from evidence.adapters.s3_store import STREAMED_PART_SIZE
+from evidence.adapters.s3_store import ADOPT_LIMIT, STREAMED_PART_SIZE
 
 README = ROOT / "bench" / "README.md"
 BEGIN, END = "<!-- vault-ingest:begin -->", "<!-- vault-ingest:end -->"
@@ -51,6 +51,8 @@ read from the sealed file while one is in flight. It measures, in one run:
   the ratio is to the machine's `aws s3 cp` (CLI v1 defaults: 8 MiB parts, 10 at a
   time) of the same ciphertext to the same endpoint, before and after the service
   (mean), start-up included; one boto3 GetObject of that copy gives the read-back's.
+  The small files go one after another, then 20 others 10 at a time, each upload on
+  its own connection, as `aws s3 cp --recursive` sends a folder.
 - **Ranged reads** (d): 1 MiB ranges at random offsets of the 2 GiB item through
   `/evidence/<id>/stream?purpose=investigation`, signed in as a supervisor (password +
   TOTP) on one keep-alive session, each body checked against the footage, then a raw
@@ -159,8 +161,14 @@ def where_time_goes(d: dict[str, Any], patch_bytes: int) -> list[str]:
         f"{mean(aws['small_recursive_s']):.1f} s for one `aws s3 cp --recursive` (runs "
         + ", ".join(f"{v:.1f}" for v in aws["small_recursive_s"])
         + f" s; it sends 10 files at a time); per file POST {ph3['post']:.0f} ms + PATCH "
-        f"{ph3['patch']:.0f} ms + receipt {ph3['receipt']:.0f} ms. moto's peak RSS "
-        f"{s3['moto_peak_rss_mib']:,.0f} MiB."
+        f"{ph3['patch']:.0f} ms + receipt {ph3['receipt']:.0f} ms (a file up to "
+        f"{ADOPT_LIMIT >> 20} MiB is verified as it arrives and then stored with one "
+        "PutObject carrying the verified SHA-256; a larger one streams parts). "
+        f"{s3['small_parallel']['files']} other files sent "
+        f"{s3['small_parallel']['at_once']} at a time, as the CLI sends them: "
+        f"{s3['small_parallel']['seconds']:.1f} s "
+        f"(service {cpu_text(s3['small_parallel']['service_cpu'], s3['small_parallel']['seconds'])}"
+        f"). moto's peak RSS {s3['moto_peak_rss_mib']:,.0f} MiB."
     )
     reads = local["reads"]
     svc, pread = reads["service"], reads["raw_pread_1mib"]

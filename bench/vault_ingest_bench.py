@@ -21,6 +21,7 @@ import statistics
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -55,6 +56,7 @@ from _vault_tus import PATCH_BYTES, Sealed, push, read_latency, seal, upload
 RESULTS = ROOT / "bench" / "results" / "vault_ingest.json"
 MiB = 1024 * 1024
 BUCKET = "bench-evidence"
+CLI_AT_ONCE = 10  # files `aws s3 cp --recursive` sends at once (max_concurrent_requests)
 
 
 @dataclass(frozen=True)
@@ -145,6 +147,30 @@ def _series(
     }
 
 
+def _parallel(server: Any, world: World, sealed: list[Sealed], at_once: int) -> Any:
+    """Upload sealed files `at_once` at a time, each on its own connection (as the CLI
+    sends a folder); the totals."""
+    cpu0, started = server.cpu(), time.perf_counter()
+
+    def one(item: Sealed) -> Any:
+        with requests.Session() as http:
+            return upload(http, server.base, world, item)
+
+    with ThreadPoolExecutor(at_once) as pool:
+        ups = list(pool.map(one, sealed))
+    seconds = time.perf_counter() - started
+    plain = sum(s.plaintext_size for s in sealed)
+    return {
+        "files": len(sealed),
+        "at_once": at_once,
+        "plaintext_bytes": plain,
+        "seconds": seconds,
+        "MB_per_s": plain / seconds / 1e6,
+        "receipt_retries": sum(u.receipt_retries for u in ups),
+        "service_cpu": [b - a for a, b in zip(cpu0, server.cpu(), strict=True)],
+    }
+
+
 def _large(http: requests.Session, server: Any, world: World, sealed: Sealed) -> dict[str, Any]:
     meter = CpuMeter()
     meter.start()
@@ -220,6 +246,11 @@ def s3_phase(sizes: Sizes, tmp: Path) -> dict[str, Any]:
         _step(f"S3: sealing {sizes.s3_large >> 20} MiB and {sizes.s3_small_count} × 10 MiB")
         big = seal(world, sealed_dir, "s3big0001", sizes.s3_large)
         small = _seal_many(world, small_dir, "s3clip", sizes.s3_small_count, sizes.small)
+        parallel_dir = tmp / "sealed-s3-parallel"
+        parallel_dir.mkdir()
+        parallel = _seal_many(
+            world, parallel_dir, "s3par", sizes.s3_small_count, sizes.small
+        )  # other files: the same ones again would be answered as duplicates
         aws = ["s3", "cp", "--only-show-errors"]
         startup = aws_cli(["s3api", "head-bucket", "--bucket", BUCKET], moto.endpoint)
         _step("S3: aws s3 cp of the same ciphertext (before)")
@@ -234,6 +265,8 @@ def s3_phase(sizes: Sizes, tmp: Path) -> dict[str, Any]:
             out["large"] = _large(http, server, world, big)
             _step(f"S3: {sizes.s3_small_count} × 10 MiB uploads, one after another")
             out["small"] = _series(http, server, world, small, keep=True)
+            _step(f"S3: {sizes.s3_small_count} other × 10 MiB uploads, {CLI_AT_ONCE} at a time")
+            out["small_parallel"] = _parallel(server, world, parallel, CLI_AT_ONCE)
             out["peak_rss_mib"] = server.peak_rss_mib()
         out["server_log_errors"] = log_errors(tmp / "s3-server.log")[:20]
         _step("S3: aws s3 cp of the same ciphertext (after)")
