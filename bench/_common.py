@@ -101,22 +101,29 @@ class CpuMeter:
 
     _busy: int = 0
     _total: int = 0
+    _steal: int = 0
 
     @staticmethod
-    def _read() -> tuple[int, int]:
+    def _read() -> tuple[int, int, int]:
         with open("/proc/stat", encoding="ascii") as handle:
             fields = [int(v) for v in handle.readline().split()[1:]]
         idle = fields[3] + fields[4]  # idle + iowait
         total = sum(fields[:8])  # guest time is already inside user time
-        return total - idle, total
+        return total - idle, total, fields[7]
 
     def start(self) -> None:
-        self._busy, self._total = self._read()
+        self._busy, self._total, self._steal = self._read()
 
     def busy(self) -> float:
-        """Fraction of all cores busy since start(), 0..1."""
-        busy, total = self._read()
+        """Fraction of all cores busy since start(), 0..1 (steal included)."""
+        busy, total, _ = self._read()
         return (busy - self._busy) / max(1, total - self._total)
+
+    def stolen(self) -> float:
+        """Fraction of all cores' time since start() that the hypervisor gave to other
+        machines (steal), 0..1: a virtual machine's figures are slower by about that."""
+        _, total, steal = self._read()
+        return (steal - self._steal) / max(1, total - self._total)
 
 
 def process_cpu_seconds(pids: Sequence[int]) -> float:

@@ -262,6 +262,7 @@ def main() -> None:
     if background > 0.25:
         print(f"warning: the machine is already {background:.0%} busy; figures will suffer")
     started = time.perf_counter()
+    meter.start()  # from here on: the run's steal
     if "(tmpfs)" in _filesystem(Path(tempfile.gettempdir()).resolve()):
         raise SystemExit("the temporary folder is in memory (tmpfs); point TMPDIR at a disk")
     with tempfile.TemporaryDirectory(prefix="bwc_bench_dock_") as name:
@@ -277,6 +278,7 @@ def main() -> None:
             "pythonpath": os.environ.get("PYTHONPATH", ""),
         },
         "background_cpu_busy": background,
+        "steal_during_run": meter.stolen(),
         "seconds": time.perf_counter() - started,
         "finished": datetime.now(UTC).isoformat(timespec="seconds"),
     }

@@ -344,6 +344,7 @@ def main() -> None:
     if background > 0.25:
         print(f"warning: the machine is already {background:.0%} busy; figures will suffer")
     started = time.perf_counter()
+    meter.start()  # from here on: the run's steal
     if "(tmpfs)" in _filesystem(Path(tempfile.gettempdir()).resolve()):
         sys.exit("the temporary folder is in memory (tmpfs); point TMPDIR at a disk")
     with tempfile.TemporaryDirectory(prefix="bwc_bench_") as name:
@@ -364,6 +365,7 @@ def main() -> None:
         "patch_bytes": PATCH_BYTES,
         "machine": machine(),
         "background_cpu_busy": background,
+        "steal_during_run": meter.stolen(),
         "seconds": time.perf_counter() - started,
         "finished": datetime.now(UTC).isoformat(timespec="seconds"),
     }
