@@ -110,16 +110,7 @@ class StagedUpload:
                 raise OSError(f"staged upload {self.path.name} changed while appended to")
             while not cut:
                 room = view[carry : carry + min(BUFFER_BYTES, limit - written + 1)]
-                filled = 0
-                try:
-                    while filled < len(room) and (got := readinto(room[filled:])):
-                        filled += got
-                except ConnectionError:
-                    cut = True
-                if written + filled > limit:
-                    raise ValueError("more bytes than the upload's length")
-                for digest in digests:
-                    digest.update(room[:filled])
+                filled, cut = _receive(readinto, room, limit - written, digests)
                 written += filled
                 total = carry + filled
                 whole = align_down(total)
@@ -160,19 +151,9 @@ class StagedUpload:
         written, cut = 0, False
         try:
             while not cut:
-                # one byte past the limit shows that a body is too long
                 room = buffer[: min(len(buffer), limit - written + 1)]
-                filled = 0
-                try:
-                    while filled < len(room) and (got := readinto(room[filled:])):
-                        filled += got
-                except ConnectionError:
-                    cut = True
-                if written + filled > limit:
-                    raise ValueError("more bytes than the upload's length")
+                filled, cut = _receive(readinto, room, limit - written, digests)
                 view = room[:filled]
-                for digest in digests:
-                    digest.update(view)
                 while view:
                     view = view[os.write(fd, view) :]
                 written += filled
@@ -188,6 +169,26 @@ class StagedUpload:
     def truncate(self, offset: int) -> None:
         os.ftruncate(self._handle.fileno(), offset)
         os.fsync(self._handle.fileno())
+
+
+def _receive(
+    readinto: Callable[[memoryview], int], room: memoryview, left: int, digests: Sequence[Hash]
+) -> tuple[int, bool]:
+    """Fill room from readinto and feed what came to digests: (bytes, cut short).
+
+    room may be one byte longer than the `left` the upload still takes: a body that
+    fills it is too long (ValueError, nothing fed to digests)."""
+    filled, cut = 0, False
+    try:
+        while filled < len(room) and (got := readinto(room[filled:])):
+            filled += got
+    except ConnectionError:
+        cut = True
+    if filled > left:
+        raise ValueError("more bytes than the upload's length")
+    for digest in digests:
+        digest.update(room[:filled])
+    return filled, cut
 
 
 def _flock(path: Path, wait_seconds: float, name: str) -> int:

@@ -278,18 +278,7 @@ class S3ObjectStore:
                 raise StorageError(f"object {key} already exists (write-once)")
             lock = self._lock_args(retain_until)
             checksum = base64.b64encode(bytes.fromhex(sha256)).decode("ascii")
-            with self._write_once("store", name, key, (checksum, size, lock)):
-                self.client.put_object(
-                    Bucket=self.bucket,
-                    Key=name,
-                    Body=src,
-                    ContentLength=size,
-                    ChecksumAlgorithm="SHA256",
-                    ChecksumSHA256=checksum,
-                    IfNoneMatch="*",
-                    **lock,
-                )
-        self._ensure_retention(name, key, lock)
+            self._put_once(name, key, src, checksum, size, lock)
         logger.debug("stored %s (%d bytes, verified as it arrived)", key, size)
         return StoredObject(key=key, size=size, sha256=sha256)
 
@@ -442,22 +431,36 @@ class S3ObjectStore:
         if single:
             self._check_size(key, size, len(first))
             checksum = _b64_sha256(first)
-            with self._write_once("store", name, key, (checksum, len(first), lock)):
-                self.client.put_object(
-                    Bucket=self.bucket,
-                    Key=name,
-                    Body=first,
-                    ChecksumAlgorithm="SHA256",
-                    ChecksumSHA256=checksum,
-                    IfNoneMatch="*",
-                    **lock,
-                )
-            self._ensure_retention(name, key, lock)
+            self._put_once(name, key, first, checksum, len(first), lock)
             logger.debug("stored %s (%d bytes)", key, len(first))
             return StoredObject(key=key, size=len(first), sha256=hashlib.sha256(first).hexdigest())
         pending = [first]
         del first  # _multipart must hold the only reference to drop it after sending
         return self._multipart(name, key, pending, src, size, lock)
+
+    def _put_once(
+        self,
+        name: str,
+        key: str,
+        body: bytes | BinaryIO,
+        checksum: str,
+        size: int,
+        lock: dict[str, Any],
+    ) -> None:
+        """One conditional PutObject (If-None-Match) whose body S3 checks against the
+        base64 SHA-256 `checksum`; then make sure the lock took."""
+        with self._write_once("store", name, key, (checksum, size, lock)):
+            self.client.put_object(
+                Bucket=self.bucket,
+                Key=name,
+                Body=body,
+                ContentLength=size,
+                ChecksumAlgorithm="SHA256",
+                ChecksumSHA256=checksum,
+                IfNoneMatch="*",
+                **lock,
+            )
+        self._ensure_retention(name, key, lock)
 
     def _multipart(
         self,
