@@ -38,8 +38,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from app.direct_io import ALIGN, align_down, align_up, aligned_buffer, open_direct
 from evidence.crypto import segments
+from evidence.direct_io import ALIGN, aligned_buffer, open_direct, read_range
 from evidence.errors import IntegrityError
 from evidence.vault import Digest, digest_chunks
 
@@ -171,7 +171,7 @@ class _Run:
         """The committed bytes in order: the header, then whole sealed segments read into
         three reused buffers, so segments are opened in place (no copy) and no new buffer is
         faulted in per read. The reads are
-        direct (app/direct_io.py) where the filesystem allows: what is checked is what the
+        direct (evidence/direct_io.py) where the filesystem allows: what is checked is what the
         disk returns, and the upload's pages are not taken into the page cache. Each piece
         is fed to `stored` (the file's SHA-256) on the thread that read it, so that hash
         and the one of the plaintext take the machine's two cores."""
@@ -239,16 +239,13 @@ class _ReadBack:
         return self._pool.submit(self._fetch, buffer, start, stop)
 
     def _fetch(self, buffer: Any, start: int, stop: int) -> memoryview:
-        lo, hi = (align_down(start), align_up(stop)) if self._direct is not None else (start, stop)
-        view = memoryview(buffer)[: hi - lo]
-        fd = self._fd if self._direct is None else self._direct
-        done = 0
-        while lo + done < stop:
-            got = os.preadv(fd, [view[done:]], lo + done)
-            if not got:
-                raise OSError("staged file shorter than its committed offset")
-            done += got
-        piece = view[start - lo : stop - lo]
+        direct = self._direct is not None
+        try:
+            piece = read_range(
+                self._fd if self._direct is None else self._direct, direct, buffer, start, stop
+            )
+        except OSError as exc:
+            raise OSError(f"staged file shorter than its committed offset ({exc})") from None
         self._stored.update(piece)
         return piece
 

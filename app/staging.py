@@ -2,7 +2,7 @@
 
 The file's size is the upload's offset: bytes are appended and fsynced before the offset
 is reported, so a resumed upload never skips bytes that were not kept. They go to the
-disk with direct I/O (app/direct_io.py) in whole blocks, the last part block of a PATCH
+disk with direct I/O (evidence/direct_io.py) in whole blocks, the last part block of a PATCH
 through the page cache; where the filesystem takes no direct I/O they are written
 through the page cache, their writeback started as they arrive (app/writeback.py).
 A lock (flock) serialises requests on one upload across processes on a host; a
@@ -25,8 +25,8 @@ from typing import TYPE_CHECKING, BinaryIO
 if TYPE_CHECKING:
     from hashlib import _Hash as Hash
 
-from app.direct_io import ALIGN, align_down, aligned_buffer, open_direct, pwrite_all
 from app.writeback import start_writeback
+from evidence.direct_io import ALIGN, align_down, aligned_buffer, open_direct, pwrite_all
 
 _UPLOAD_ID = re.compile(r"^[0-9a-f]{32}$")
 CHUNK = 1024 * 1024

@@ -22,6 +22,7 @@ from typing import Any
 
 import requests
 
+from evidence.direct_io import ALIGN, aligned_buffer, open_direct, read_range
 from evidence.upload_metadata import encode_tus_metadata
 
 logger = logging.getLogger(__name__)
@@ -90,13 +91,13 @@ class _Chunks:
 
     def __init__(self, path: Path, length: int, size: int) -> None:
         self._fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-        self._direct = _open_direct(path, self._fd)
+        self._direct = open_direct(path, os.O_RDONLY, like=self._fd)
         if self._direct is None:
             os.posix_fadvise(self._fd, 0, 0, os.POSIX_FADV_SEQUENTIAL)
         self._name = path.name
         self._length = length
         self._size = size
-        self._buffers = [mmap.mmap(-1, _align_up(size) + 2 * _ALIGN) for _ in range(2)]
+        self._buffers = [aligned_buffer(size + 2 * ALIGN) for _ in range(2)]
         self._turn = 0  # the buffer the next read goes into
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="patch-sha256")
         self._ahead: tuple[int, Future[_Chunk]] | None = None
@@ -104,17 +105,12 @@ class _Chunks:
     def _read(self, offset: int, buffer: mmap.mmap) -> _Chunk:
         want = min(self._size, self._length - offset)
         direct = self._direct is not None
-        lo = offset - offset % _ALIGN if direct else offset
-        hi = _align_up(offset + want) if direct else offset + want
-        view = memoryview(buffer)[: hi - lo]
-        fd = self._fd if self._direct is None else self._direct
-        done = 0
-        while lo + done < offset + want:
-            got = os.preadv(fd, [view[done:]], lo + done)
-            if not got:
-                raise ServiceError(f"spool file {self._name} is shorter than recorded")
-            done += got
-        return _Chunk(view[offset - lo : offset - lo + want])
+        try:
+            fd = self._fd if self._direct is None else self._direct
+            data = read_range(fd, direct, buffer, offset, offset + want)
+        except OSError:
+            raise ServiceError(f"spool file {self._name} is shorter than recorded") from None
+        return _Chunk(data)
 
     def _submit(self, offset: int) -> Future[_Chunk]:
         # One reader thread takes reads in order, so a read into a buffer never starts
@@ -143,30 +139,6 @@ class _Chunks:
         if self._direct is not None:
             os.close(self._direct)
         # the buffers are left to the collector: a chunk handed out may still be referenced
-
-
-_ALIGN = 4096  # as the spool writer aligns (dock/_spool_writer.py)
-
-
-def _align_up(n: int) -> int:
-    return -(-n // _ALIGN) * _ALIGN
-
-
-def _open_direct(path: Path, like: int) -> int | None:
-    """path opened again for direct reads, if its filesystem allows and it is still the
-    file `like` is open on; None otherwise."""
-    flags = os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW | getattr(os, "O_DIRECT", 0)
-    if flags == os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW:
-        return None
-    try:
-        fd = os.open(path, flags)
-    except OSError:
-        return None
-    mine, theirs = os.fstat(fd), os.fstat(like)
-    if (mine.st_dev, mine.st_ino) != (theirs.st_dev, theirs.st_ino):
-        os.close(fd)
-        return None
-    return fd
 
 
 class _Paced:

@@ -18,7 +18,7 @@ CHUNK = 3 * 4096 + 100  # not a whole number of disk blocks
 @pytest.fixture(params=["direct", "page cache"])
 def direct(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> bool:
     if request.param == "page cache":
-        monkeypatch.setattr(client, "_open_direct", lambda path, like: None)
+        monkeypatch.setattr(client, "open_direct", lambda path, flags, like=None: None)
     return request.param == "direct"
 
 

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 import app.staging as staging_module
-from app.direct_io import ALIGN, open_direct
 from app.staging import BUFFER_BYTES, Staging
+from evidence.direct_io import ALIGN, open_direct
 
 UPLOAD = "0123456789abcdef0123456789abcdef"
 

@@ -1,4 +1,5 @@
-"""Direct I/O (O_DIRECT): an upload's bytes to and from the disk without the page cache.
+"""Direct I/O (O_DIRECT): an upload's bytes to and from the disk without the page cache,
+for the service's staged uploads and the dock's spool alike.
 
 Taking a large upload into the page cache costs more system time than the disk needs to
 store it, and that cost swings widely from minute to minute on virtual machines (2 GiB
@@ -55,3 +56,20 @@ def pwrite_all(fd: int, data: memoryview, offset: int) -> None:
     while data:
         done = os.pwrite(fd, data, offset)
         data, offset = data[done:], offset + done
+
+
+def read_range(fd: int, direct: bool, buffer: mmap.mmap, start: int, stop: int) -> memoryview:
+    """Bytes [start, stop) of the file open on fd, read into buffer; a view of them.
+
+    With `direct` (fd opened by `open_direct`) the read covers whole `ALIGN` blocks
+    around the range, so buffer must hold align_up(stop) - align_down(start) bytes.
+    OSError when the file ends before stop."""
+    lo, hi = (align_down(start), align_up(stop)) if direct else (start, stop)
+    view = memoryview(buffer)[: hi - lo]
+    done = 0
+    while lo + done < stop:
+        got = os.preadv(fd, [view[done:]], lo + done)
+        if not got:
+            raise OSError(f"the file ends at {lo + done}, before {stop}")
+        done += got
+    return view[start - lo : stop - lo]
