@@ -39,7 +39,13 @@ from evidence.adapters.sql.items import EvidenceItem
 from evidence.adapters.sql.org import Camera, Dock, Wearer
 from evidence.adapters.sql.vault import Upload
 from evidence.crypto import keywrap, segments
-from evidence.errors import EvidenceError, IntegrityError, NotAdoptable, StorageError
+from evidence.errors import (
+    EvidenceError,
+    IntegrityError,
+    NotAdoptable,
+    ObjectExists,
+    StorageError,
+)
 from evidence.search_text import compose as compose_search_text
 from evidence.upload_metadata import dock_context
 
@@ -312,25 +318,29 @@ def _store_and_record(
     key = vault_core.original_key(evidence_id)
     store = vault.store
     staged = staging.path(upload_id)
+    retain_until = now + timedelta(days=vault.settings.lock_days)
     # A retry after a crash between storing and committing finds the bytes in the store
-    # (the local store moves the staged file there): verify them where they are.
-    already_stored = store.exists(key)
-    if already_stored:
-        first = store.read_range(key, 0, segments.HEADER_SIZE)
-    else:
-        with staged.open("rb") as handle:
-            first = handle.read(segments.HEADER_SIZE)
-    try:
-        header = segments.parse_header(first)
-    except IntegrityError:
-        header = None
-    if header is None or header.object_id != object_id or header.segment_size != seg:
+    # (the local store moves the staged file there): verify them where they are. An
+    # upload verified as it arrived is not looked up first: the store adopts it
+    # write-once and says so (ObjectExists) if it holds the key already.
+    adopting = verified is not None and verified.streamed is None and _can_adopt(store)
+    already_stored = False if adopting else store.exists(key)
+    refusal = _header_refusal(store, key, staged, already_stored, object_id, seg)
+    if refusal is None and verified is not None and not already_stored:
+        # What was verified as it arrived is refused before it is stored (and retained).
+        refusal = _mismatch(verified.digest, size, sha)
+    digest: vault_core.Digest | None = None
+    if refusal is None and not already_stored:
+        try:
+            digest = _adopt_verified(store, key, staged, verified, retain_until)
+        except ObjectExists:
+            already_stored = True
+            refusal = _header_refusal(store, key, staged, True, object_id, seg)
+    if refusal is not None:
         if verified is not None:
             verified.abandon()
         _discard(store, key)
-        reason = "malformed_object" if header is None else "object_header_mismatch"
-        return _reject(database, upload_id, reason, now, staging)
-    digest = None if already_stored else _adopt_verified(store, key, staged, verified)
+        return _reject(database, upload_id, refusal, now, staging)
     if digest is not None:
         how = STREAMED if verified is not None and verified.streamed is not None else ADOPTED
     else:
@@ -352,14 +362,13 @@ def _store_and_record(
         except IntegrityError:
             _discard(store, key)
             return _reject(database, upload_id, "integrity_failed", now, staging)
-    if digest.size != size:
+    mismatch = _mismatch(digest, size, sha)
+    if mismatch is not None:
         _discard(store, key)
-        return _reject(database, upload_id, "size_mismatch", now, staging)
-    if digest.sha256 != sha:
-        _discard(store, key)
-        return _reject(database, upload_id, "sha256_mismatch", now, staging)
+        return _reject(database, upload_id, mismatch, now, staging)
 
-    store.extend_retention(key, now + timedelta(days=vault.settings.lock_days))
+    if how != ADOPTED:  # an adopted file was stored with its retention
+        store.extend_retention(key, retain_until)
     wrapped = vault.keys.wrap(dek, item_context(evidence_id, object_id.hex()))
     try:
         with database.transaction() as session:
@@ -428,25 +437,57 @@ def _store_and_record(
     return Outcome("verified", evidence_id=evidence_id)
 
 
+def _can_adopt(store: Any) -> bool:
+    return getattr(store, "adopt_file", None) is not None
+
+
+def _mismatch(digest: vault_core.Digest, size: int, sha: str) -> str | None:
+    if digest.size != size:
+        return "size_mismatch"
+    if digest.sha256 != sha:
+        return "sha256_mismatch"
+    return None
+
+
+def _header_refusal(
+    store: Any, key: str, staged: Path, stored: bool, object_id: bytes, segment_size: int
+) -> str | None:
+    """Why the object's header (the stored one, or the staged file's) is refused, or
+    None if it names this upload's object and segment size."""
+    if stored:
+        first = store.read_range(key, 0, segments.HEADER_SIZE)
+    else:
+        with staged.open("rb") as handle:
+            first = handle.read(segments.HEADER_SIZE)
+    try:
+        header = segments.parse_header(first)
+    except IntegrityError:
+        return "malformed_object"
+    if header.object_id != object_id or header.segment_size != segment_size:
+        return "object_header_mismatch"
+    return None
+
+
 def _adopt_verified(
-    store: Any, key: str, staged: Path, verified: Verified | None
+    store: Any, key: str, staged: Path, verified: Verified | None, retain_until: datetime
 ) -> vault_core.Digest | None:
-    """Store the staged file as it is, if it was read back and verified while arriving
-    and the store can take that very file; its digest then stands for the stored object.
-    None when it could not be adopted: the caller stores and reads back instead."""
+    """Store the staged file as it is, retained until `retain_until`, if it was read
+    back and verified while arriving and the store can take that very file; its digest
+    then stands for the stored object. None when it could not be adopted: the caller
+    stores and reads back instead. `ObjectExists` if the store holds the key already."""
     if verified is not None and verified.streamed is not None:
         return _complete_streamed(key, verified)
-    adopt = getattr(store, "adopt_file", None)
-    if verified is None or adopt is None:
+    if verified is None or not _can_adopt(store):
         return None
     digest = verified.digest
     try:
-        adopt(
+        store.adopt_file(
             key,
             staged,
             size=digest.stored_size,
             sha256=digest.stored_sha256,
             inode=verified.inode,
+            retain_until=retain_until,
         )
     except NotAdoptable:
         return None

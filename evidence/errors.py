@@ -34,6 +34,10 @@ class ObjectMissing(StorageError, NotFound):
     """No object is stored under the key."""
 
 
+class ObjectExists(StorageError):
+    """Write-once: an object is already stored under the key; nothing was written."""
+
+
 class NotAdoptable(StorageError):
     """The store cannot take this file in place as it is (another filesystem, other
     hard links); nothing was stored and the file is untouched."""

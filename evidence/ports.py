@@ -25,8 +25,8 @@ class ObjectStore(Protocol):
     """Immutable encrypted objects under opaque keys made by the service.
 
     Keys are never derived from camera-supplied names; they match
-    `[a-z0-9][a-z0-9/_-]{0,199}`. A key is written once: putting an existing key is a
-    `StorageError` (originals must never be replaced)."""
+    `[a-z0-9][a-z0-9/_-]{0,199}`. A key is written once: putting an existing key is
+    `ObjectExists`, a `StorageError` (originals must never be replaced)."""
 
     def put(
         self,

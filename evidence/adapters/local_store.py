@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO
 
-from evidence.errors import NotAdoptable, ObjectMissing, StorageError
+from evidence.errors import NotAdoptable, ObjectExists, ObjectMissing, StorageError
 from evidence.ports import StoredObject
 
 logger = logging.getLogger(__name__)
@@ -441,7 +441,7 @@ class LocalObjectStore:
             except OSError as exc:
                 raise StorageError(f"cannot check {name}: {exc.strerror}") from exc
             else:
-                raise StorageError(f"object {name} already exists (write-once)")
+                raise ObjectExists(f"object {name} already exists (write-once)")
             try:
                 if until is not None:
                     self._write_retention(dfd, name, until)
@@ -456,7 +456,7 @@ class LocalObjectStore:
                 if expect is not None:
                     self._check_linked(dfd, name, expect)
             except FileExistsError as exc:
-                raise StorageError(f"object {name} already exists (write-once)") from exc
+                raise ObjectExists(f"object {name} already exists (write-once)") from exc
             except OSError as exc:
                 if exc.errno == errno.EXDEV:  # a bind mount can hide a second filesystem
                     raise _CrossDevice from exc

@@ -22,7 +22,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from evidence.adapters.local_store import check_key
-from evidence.errors import NotAdoptable, ObjectMissing, StorageError
+from evidence.errors import NotAdoptable, ObjectExists, ObjectMissing, StorageError
 from evidence.ports import StoredObject
 
 logger = logging.getLogger(__name__)
@@ -65,7 +65,7 @@ def _translated(action: str, key: str) -> Iterator[None]:
         if code in _MISSING:
             raise ObjectMissing(f"no object under {key}") from exc
         if code in _PRECONDITION:
-            raise StorageError(f"object {key} already exists (write-once)") from exc
+            raise ObjectExists(f"object {key} already exists (write-once)") from exc
         raise StorageError(f"cannot {action} {key}: S3 answered {code}") from exc
     except BotoCoreError as exc:
         raise StorageError(f"cannot {action} {key}: {type(exc).__name__}") from exc
@@ -232,7 +232,7 @@ class S3ObjectStore:
             raise StorageError(f"{key}: {size} bytes need more than {MAX_PARTS} parts")
         name = self.prefix + key
         if self._find(name, key) is not None:
-            raise StorageError(f"object {key} already exists (write-once)")
+            raise ObjectExists(f"object {key} already exists (write-once)")
         return self._upload(name, key, src, size, self._lock_args(retain_until))
 
     @property
@@ -275,7 +275,7 @@ class S3ObjectStore:
                 raise NotAdoptable(f"staged file {path.name} is not the file that was verified")
             name = self.prefix + key
             if self._find(name, key) is not None:
-                raise StorageError(f"object {key} already exists (write-once)")
+                raise ObjectExists(f"object {key} already exists (write-once)")
             lock = self._lock_args(retain_until)
             checksum = base64.b64encode(bytes.fromhex(sha256)).decode("ascii")
             self._put_once(name, key, src, checksum, size, lock)
@@ -288,7 +288,7 @@ class S3ObjectStore:
         check_key(key)
         name = self.prefix + key
         if self._find(name, key) is not None:
-            raise StorageError(f"object {key} already exists (write-once)")
+            raise ObjectExists(f"object {key} already exists (write-once)")
         with _translated("start an upload of", key):
             upload_id = self.client.create_multipart_upload(
                 Bucket=self.bucket, Key=name, ChecksumAlgorithm="SHA256"
@@ -448,7 +448,12 @@ class S3ObjectStore:
         lock: dict[str, Any],
     ) -> None:
         """One conditional PutObject (If-None-Match) whose body S3 checks against the
-        base64 SHA-256 `checksum`; then make sure the lock took."""
+        base64 SHA-256 `checksum`, carrying its Object Lock.
+
+        Unlike a multipart upload's (`_ensure_retention`), a PutObject's lock headers
+        are applied with the object or the put is refused, and the production start-up
+        check (`self_check`) proves the bucket does so with a locked PutObject of its
+        own; so no HEAD follows each put to look again."""
         with self._write_once("store", name, key, (checksum, size, lock)):
             self.client.put_object(
                 Bucket=self.bucket,
@@ -460,7 +465,6 @@ class S3ObjectStore:
                 IfNoneMatch="*",
                 **lock,
             )
-        self._ensure_retention(name, key, lock)
 
     def _multipart(
         self,
@@ -545,8 +549,8 @@ class S3ObjectStore:
         """Check that the stored version carries the lock we asked for, and set it if not.
 
         Real S3 applies Object Lock headers given to CreateMultipartUpload; moto 5.2 and
-        some S3-compatible stores drop them. A HEAD per retained put is cheap next to
-        storing evidence that could silently be deleted."""
+        some S3-compatible stores drop them. A HEAD per retained multipart upload is
+        cheap next to storing evidence that could silently be deleted."""
         if not lock:
             return
         head = self._head(name, key)

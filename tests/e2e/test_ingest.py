@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import io
 import json
 import os
 from pathlib import Path
@@ -509,6 +510,59 @@ def test_a_store_that_cannot_adopt_the_staged_file_stores_it_and_reads_it_back(
     assert receipt["status"] == "verified"
     assert receipt["sha256"] == hashlib.sha256(plaintext).hexdigest()
     assert reads == [f"originals/{receipt['evidence_id']}"]
+
+
+@pytest.mark.parametrize("held", ["the same bytes", "another object"])
+def test_a_verified_upload_whose_key_the_store_holds_is_judged_by_what_is_stored(
+    api: FlaskClient,
+    vault_app: Flask,
+    docks: Docks,
+    world: World,
+    monkeypatch: pytest.MonkeyPatch,
+    held: str,
+) -> None:
+    """The store is not asked first whether it holds the key: the adoption is refused
+    (write-once) and the stored object is then read back and judged instead; the same
+    bytes become the item, another object is refused and removed."""
+    import uuid
+
+    from evidence import vault as vault_core
+
+    reads: list[str] = []
+    real = vault_core.digest_object
+
+    def counted(store, obj, dek):  # type: ignore[no-untyped-def]
+        reads.append(obj.key)
+        return real(store, obj, dek)
+
+    monkeypatch.setattr(vault_core, "digest_object", counted)
+    plaintext = os.urandom(5 * 4096)
+    sealed = seal(docks, plaintext)
+    created = _create(api, docks.north_credential, sealed)
+    location = created.headers["Location"]
+    key = vault_core.original_key(str(uuid.UUID(location.rsplit("/", 1)[1])))
+    there = sealed if held == "the same bytes" else seal(docks, os.urandom(4096))
+    store = vault_app.extensions["bwc.vault"].store
+    store.put(key, io.BytesIO(there.ciphertext))
+    offset = 0
+    while offset < len(sealed.ciphertext):
+        answer = _patch(
+            api, docks.north_credential, location, sealed.ciphertext[offset : offset + 6000], offset
+        )
+        offset += 6000
+    receipt = api.get(location + "/receipt", headers=tus_headers(docks.north_credential)).get_json()
+    if held == "the same bytes":
+        assert answer.status_code == 204
+        assert receipt["status"] == "verified"
+        assert receipt["sha256"] == hashlib.sha256(plaintext).hexdigest()
+        assert reads == [key]
+        assert _count(world, EvidenceItem) == 1
+    else:
+        assert answer.status_code == 422
+        assert answer.get_json()["error"]["reason"] == "object_header_mismatch"
+        assert receipt["status"] == "rejected"
+        assert not store.exists(key)
+        assert _count(world, EvidenceItem) == 0
 
 
 def test_a_tampered_segment_in_an_early_patch_fails_the_live_verification(

@@ -11,7 +11,7 @@ import hashlib
 import os
 import secrets
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import boto3
@@ -112,10 +112,15 @@ def test_a_small_upload_is_stored_with_one_put_once_verified_and_not_read_back(
     world: World, s3: Any
 ) -> None:
     """Up to the store's adopt_limit (here one part) the verified file goes to S3 whole,
-    in one PutObject whose checksum is the SHA-256 the live verification took."""
+    in one PutObject whose checksum is the SHA-256 the live verification took, and
+    which carries the item's retention: besides it only the write-once look-up (one
+    HEAD) is sent, no second look-up and no PutObjectRetention."""
     app, counting, bucket, ciphertext, evidence_id = _ingest(world, s3, 3 * 1024 * 1024 + 5)
     try:
-        assert counting.calls.count("put_object") == 1
+        assert counting.calls == ["head_object", "put_object"]
+        head = s3.head_object(Bucket=bucket, Key=f"originals/{evidence_id}")
+        retained = datetime.now(UTC) + timedelta(days=world.settings.lock_days, hours=-1)
+        assert head["ObjectLockRetainUntilDate"] > retained
         assert "create_multipart_upload" not in counting.calls
         assert "upload_part" not in counting.calls
         assert "get_object" not in counting.calls  # the digest came from the live read
