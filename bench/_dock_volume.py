@@ -14,14 +14,13 @@ import hashlib
 import json
 import mmap
 import os
-import struct
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from _vault_tus import GeneratedMedia
+from _vault_tus import GeneratedMedia, mp4_head
 
 from dock.simulate import EVENT_LOG, RECORDING_DIR, rfc3339
 
@@ -45,21 +44,6 @@ class BigVolume:
     start: datetime
     end: datetime
     write_seconds: float
-
-
-def _box(kind: bytes, payload: bytes = b"") -> bytes:
-    return struct.pack(">I4s", 8 + len(payload), kind) + payload
-
-
-def mp4_head(size: int) -> bytes:
-    """ftyp, moov and the mdat header of a `size`-byte file whose mdat runs to its end
-    (the top-level layout of tests/unit/camera_volumes.py's mp4_bytes, at any size)."""
-    ftyp = _box(b"ftyp", b"isom" + struct.pack(">I", 0x200) + b"isomiso2avc1mp41")
-    moov = _box(b"moov", _box(b"mvhd", bytes(100)))
-    mdat = size - len(ftyp) - len(moov)
-    if not 8 <= mdat < 2**32:
-        raise ValueError("the recording must leave room for an mdat of 32-bit size")
-    return ftyp + moov + struct.pack(">I4s", mdat, b"mdat")
 
 
 def _write_json(path: Path, value: dict[str, Any]) -> None:

@@ -45,14 +45,18 @@ read from the sealed file while one is in flight. It measures, in one run:
   another, each timed from its first POST to a receipt that says `verified`; the
   service stores, reads back, authenticates and hashes a file before it answers its
   last PATCH. Sealing (`seal_for_ingest` plus the PATCH checksums) is the dock's side,
-  timed apart. MB/s is plaintext bytes (10^6) per second.
-- **Ingest, S3** (c): the same against a moto server in its own process (bucket with
-  Object Lock), with 256 MiB and 20 × 10 MiB because moto keeps every object in RAM;
+  timed apart. MB/s is plaintext bytes (10^6) per second. Each file is shaped like a
+  camera's MP4, as the dock benchmark's recording: ftyp/moov/mdat box headers, then
+  incompressible bytes (`Footage`), so the playback check every new item gets (in the
+  service process, embedded mode) reads an MP4's boxes rather than running FFmpeg's
+  format probe over noise.
+- **Ingest, S3** (c): the same sizes (one 2 GiB file, 200 × 10 MiB) against a moto
+  server in its own process (bucket with Object Lock; its peak memory is reported);
   the ratio is to the machine's `aws s3 cp` (CLI v1 defaults: 8 MiB parts, 10 at a
   time) of the same ciphertext to the same endpoint, before and after the service
   (mean), start-up included; one boto3 GetObject of that copy gives the read-back's.
-  The small files go one after another, then 20 others 10 at a time, each upload on
-  its own connection, as `aws s3 cp --recursive` sends a folder.
+  The small files go one after another, then as many others 10 at a time, each upload
+  on its own connection, as `aws s3 cp --recursive` sends a folder.
 - **Ranged reads** (d): 1 MiB ranges at random offsets of the 2 GiB item through
   `/evidence/<id>/stream?purpose=investigation`, signed in as a supervisor (password +
   TOTP) on one keep-alive session, each body checked against the footage, then a raw

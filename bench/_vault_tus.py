@@ -13,6 +13,7 @@ import hashlib
 import io
 import os
 import random
+import struct
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -66,6 +67,61 @@ class GeneratedMedia(io.RawIOBase):
         return bytes(out)
 
 
+def _box(kind: bytes, payload: bytes = b"") -> bytes:
+    return struct.pack(">I4s", 8 + len(payload), kind) + payload
+
+
+def mp4_head(size: int) -> bytes:
+    """ftyp, moov and the mdat header of a `size`-byte file whose mdat runs to its end
+    (the top-level layout of tests/unit/camera_volumes.py's mp4_bytes, at any size)."""
+    ftyp = _box(b"ftyp", b"isom" + struct.pack(">I", 0x200) + b"isomiso2avc1mp41")
+    moov = _box(b"moov", _box(b"mvhd", bytes(100)))
+    mdat = size - len(ftyp) - len(moov)
+    if not 8 <= mdat < 2**32:
+        raise ValueError("the recording must leave room for an mdat of 32-bit size")
+    return ftyp + moov + struct.pack(">I4s", mdat, b"mdat")
+
+
+class Footage(io.RawIOBase):
+    """A camera-shaped MP4 of `size` bytes: real ftyp/moov/mdat box headers, then
+    `GeneratedMedia` (incompressible) as the mdat's payload, as the dock benchmark's
+    recording. So the playback check each ingested item gets reads an MP4's boxes, as
+    it would a camera's, instead of running FFmpeg's format probe over noise (about
+    40 times the CPU). `at` recomputes any range, for checking reads."""
+
+    def __init__(self, size: int, seed: bytes) -> None:
+        self.size = size
+        self.position = 0
+        self._head = mp4_head(size)
+        self._media = GeneratedMedia(size - len(self._head), seed)
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        view = memoryview(buffer).cast("B")
+        done = 0
+        head = len(self._head)
+        if self.position < head:
+            done = min(len(view), head - self.position)
+            view[:done] = self._head[self.position : self.position + done]
+            self.position += done
+        if done < len(view) and self.position >= head:
+            self._media.position = self.position - head
+            got = self._media.readinto(view[done:])
+            self.position += got
+            done += got
+        return done
+
+    def at(self, offset: int, length: int) -> bytes:
+        self.position = offset
+        out = bytearray(length)
+        filled = 0
+        while filled < length and (got := self.readinto(memoryview(out)[filled:])):
+            filled += got
+        return bytes(out[:filled])
+
+
 class _ChunkHashingFile:
     """A write-only file that also SHA-256s every PATCH_BYTES-sized chunk of what it is
     given: the tus `Upload-Checksum` of each PATCH, computed in the sealing pass."""
@@ -112,14 +168,15 @@ class Sealed:
 
 
 def seal(world: World, folder: Path, name: str, size: int) -> Sealed:
-    """Seal `size` bytes of generated footage as a dock does (evidence/upload_metadata)."""
+    """Seal `size` bytes of generated footage (`Footage`) as a dock does
+    (evidence/upload_metadata)."""
     seed = os.urandom(MiB)
     path = folder / f"{name}.sealed"
     started = time.perf_counter()
     with path.open("wb") as out:
         hashing = _ChunkHashingFile(out)
         result, meta = seal_for_ingest(
-            GeneratedMedia(size, seed),  # type: ignore[arg-type]
+            Footage(size, seed),  # type: ignore[arg-type]
             hashing,  # type: ignore[arg-type]
             ingest_public_key=world.ingest_public,
             ingest_key_version=world.ingest_version,
@@ -275,7 +332,7 @@ def read_latency(
     each, a raw pread of the object's 1 MiB at that place (the storage alone)."""
     http = sign_in(server.base, world)
     url = f"{server.base}/evidence/{item}/stream?purpose=investigation"
-    media = GeneratedMedia(sealed.plaintext_size, sealed.seed)
+    media = Footage(sealed.plaintext_size, sealed.seed)
     rng = random.Random(20261201)
     segment = int(sealed.metadata["segment_size"])
     fd = os.open(obj, os.O_RDONLY)

@@ -70,7 +70,7 @@ class Sizes:
     small: int = 10 * MiB
 
 
-FULL = Sizes(1024 * MiB, 2048 * MiB, 200, 256 * MiB, 20, 300)
+FULL = Sizes(1024 * MiB, 2048 * MiB, 200, 2048 * MiB, 200, 300)
 QUICK = Sizes(256 * MiB, 256 * MiB, 20, 64 * MiB, 5, 100)
 
 
