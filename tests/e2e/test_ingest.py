@@ -485,15 +485,10 @@ def test_a_process_that_sees_only_the_last_patch_reads_the_whole_staged_file_bac
     assert _count(world, EvidenceItem) == 0
 
 
-def test_a_store_that_cannot_adopt_the_staged_file_stores_it_and_reads_it_back(
-    api: FlaskClient, docks: Docks, world: World, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def _read_backs(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The keys of the stored objects read back in full from now on (filled in as it
+    happens)."""
     from evidence import vault as vault_core
-    from evidence.adapters.local_store import LocalObjectStore
-    from evidence.errors import NotAdoptable
-
-    def refuse(*_args: object, **_kwargs: object) -> None:
-        raise NotAdoptable("staged on another filesystem")
 
     reads: list[str] = []
     real = vault_core.digest_object
@@ -502,8 +497,21 @@ def test_a_store_that_cannot_adopt_the_staged_file_stores_it_and_reads_it_back(
         reads.append(obj.key)
         return real(store, obj, dek)
 
-    monkeypatch.setattr(LocalObjectStore, "adopt_file", refuse)
     monkeypatch.setattr(vault_core, "digest_object", counted)
+    return reads
+
+
+def test_a_store_that_cannot_adopt_the_staged_file_stores_it_and_reads_it_back(
+    api: FlaskClient, docks: Docks, world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from evidence.adapters.local_store import LocalObjectStore
+    from evidence.errors import NotAdoptable
+
+    def refuse(*_args: object, **_kwargs: object) -> None:
+        raise NotAdoptable("staged on another filesystem")
+
+    monkeypatch.setattr(LocalObjectStore, "adopt_file", refuse)
+    reads = _read_backs(monkeypatch)
     plaintext = os.urandom(5 * 4096)
     location = _upload(api, docks.north_credential, seal(docks, plaintext), chunk=6000)
     receipt = api.get(location + "/receipt", headers=tus_headers(docks.north_credential)).get_json()
@@ -528,14 +536,7 @@ def test_a_verified_upload_whose_key_the_store_holds_is_judged_by_what_is_stored
 
     from evidence import vault as vault_core
 
-    reads: list[str] = []
-    real = vault_core.digest_object
-
-    def counted(store, obj, dek):  # type: ignore[no-untyped-def]
-        reads.append(obj.key)
-        return real(store, obj, dek)
-
-    monkeypatch.setattr(vault_core, "digest_object", counted)
+    reads = _read_backs(monkeypatch)
     plaintext = os.urandom(5 * 4096)
     sealed = seal(docks, plaintext)
     created = _create(api, docks.north_credential, sealed)
