@@ -664,7 +664,8 @@ class StreamedPut:
 
 
 def self_check(store: S3ObjectStore, *, now: datetime | None = None) -> None:
-    """Prove at start-up that the bucket enforces Object Lock; `StorageError` if not.
+    """Prove at start-up that the bucket enforces Object Lock and write-once conditional
+    puts; `StorageError` if not.
 
     Reads the bucket's Object Lock configuration, writes a small probe under
     `<prefix>_selfcheck/<random>` with one day of COMPLIANCE retention, and tries to
@@ -672,7 +673,8 @@ def self_check(store: S3ObjectStore, *, now: datetime | None = None) -> None:
     (no Object Lock, versioning off, or an S3-compatible store that ignores the
     headers). Each run leaves one probe that S3 keeps for a day; expire `_selfcheck/`
     with a lifecycle rule. An IAM policy denying DeleteObjectVersion also refuses the
-    delete, so the probe's recorded lock mode is checked as well."""
+    delete, so the probe's recorded lock mode is checked as well. Last, a second
+    conditional put under the probe's key must be refused (412)."""
     client, bucket = store.client, store.bucket
     with _translated("read the Object Lock configuration of bucket", bucket):
         try:
@@ -712,4 +714,33 @@ def self_check(store: S3ObjectStore, *, now: datetime | None = None) -> None:
         head = client.head_object(Bucket=bucket, Key=key, VersionId=version)
     if head.get("ObjectLockMode") != "COMPLIANCE":
         raise StorageError(f"Object Lock is not enforced: bucket {bucket} dropped the lock")
+    _check_conditional_writes(client, bucket, key)
     logger.info("Object Lock self-check passed on bucket %s", bucket)
+
+
+def _check_conditional_writes(client: Any, bucket: str, key: str) -> None:
+    """Write-once rests on conditional writes (If-None-Match: *) as much as on the lock:
+    a second put under the probe's key must be refused. A store that ignores the
+    condition would put a new current version over an original; its stray version is
+    removed (it is not retained) and the check fails."""
+    body = b"a second write under the probe's key\n"
+    try:
+        with _translated("test a conditional write under", key):
+            response = client.put_object(
+                Bucket=bucket,
+                Key=key,
+                Body=body,
+                ChecksumAlgorithm="SHA256",
+                ChecksumSHA256=_b64_sha256(body),
+                IfNoneMatch="*",
+            )
+    except ObjectExists:
+        return
+    version = response.get("VersionId")
+    if version:
+        with contextlib.suppress(ClientError, BotoCoreError):
+            client.delete_object(Bucket=bucket, Key=key, VersionId=version)
+    raise StorageError(
+        f"write-once is not enforced: bucket {bucket} let a conditional put (If-None-Match) "
+        "overwrite an object"
+    )

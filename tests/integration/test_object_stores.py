@@ -326,6 +326,22 @@ def test_self_check_fails_when_the_store_ignores_lock_headers(s3: S3) -> None:
         self_check(s3.store)
 
 
+def test_self_check_fails_when_the_store_ignores_conditional_writes(s3: S3) -> None:
+    """An S3-compatible store that drops If-None-Match would let a put replace an
+    original's current version: the self-check refuses it, and removes the stray
+    version it made, leaving only the locked probe."""
+
+    def drop_condition(params: dict[str, Any], **kwargs: Any) -> None:
+        params.pop("IfNoneMatch", None)
+
+    s3.client.meta.events.register("before-parameter-build.s3.PutObject", drop_condition)
+    with pytest.raises(StorageError, match="write-once is not enforced"):
+        self_check(s3.store)
+    probes = s3.client.list_object_versions(Bucket=s3.bucket, Prefix="vault/_selfcheck/")
+    assert len(probes["Versions"]) == 1
+    assert probes["Versions"][0]["Size"] == len(b"object lock self-check\n")
+
+
 def _stream_from_one_buffer(store: S3ObjectStore, key: str, data: bytes) -> None:
     """Send data as a streamed upload's parts, every part from the same buffer,
     overwritten for the next part as soon as the one before is sent."""
