@@ -687,16 +687,9 @@ def self_check(store: S3ObjectStore, *, now: datetime | None = None) -> None:
         raise StorageError(f"Object Lock is not enforced: bucket {bucket} has it disabled")
     key = f"{store.prefix}_selfcheck/{secrets.token_hex(16)}"
     until = (now or datetime.now(UTC)) + timedelta(days=1)
-    body = b"object lock self-check\n"
     with _translated("write the self-check probe", key):
-        response = client.put_object(
-            Bucket=bucket,
-            Key=key,
-            Body=body,
-            ChecksumAlgorithm="SHA256",
-            ChecksumSHA256=_b64_sha256(body),
-            IfNoneMatch="*",
-            **store._lock_args(until, mode="COMPLIANCE"),
+        response = _put_probe(
+            client, bucket, key, b"object lock self-check\n", store._lock_args(until, "COMPLIANCE")
         )
     version = response.get("VersionId")
     if not version or version == "null":
@@ -718,22 +711,31 @@ def self_check(store: S3ObjectStore, *, now: datetime | None = None) -> None:
     logger.info("Object Lock self-check passed on bucket %s", bucket)
 
 
+def _put_probe(
+    client: Any, bucket: str, key: str, body: bytes, lock: dict[str, Any]
+) -> dict[str, Any]:
+    """One conditional (If-None-Match: *), checksummed PutObject of a self-check probe."""
+    return dict(
+        client.put_object(
+            Bucket=bucket,
+            Key=key,
+            Body=body,
+            ChecksumAlgorithm="SHA256",
+            ChecksumSHA256=_b64_sha256(body),
+            IfNoneMatch="*",
+            **lock,
+        )
+    )
+
+
 def _check_conditional_writes(client: Any, bucket: str, key: str) -> None:
     """Write-once rests on conditional writes (If-None-Match: *) as much as on the lock:
     a second put under the probe's key must be refused. A store that ignores the
     condition would put a new current version over an original; its stray version is
     removed (it is not retained) and the check fails."""
-    body = b"a second write under the probe's key\n"
     try:
         with _translated("test a conditional write under", key):
-            response = client.put_object(
-                Bucket=bucket,
-                Key=key,
-                Body=body,
-                ChecksumAlgorithm="SHA256",
-                ChecksumSHA256=_b64_sha256(body),
-                IfNoneMatch="*",
-            )
+            response = _put_probe(client, bucket, key, b"a second write under this key\n", {})
     except ObjectExists:
         return
     version = response.get("VersionId")
